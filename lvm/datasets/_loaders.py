@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from sklearn.utils import Bunch, check_random_state
+
+#: Environment variable naming a folder that holds the benchmark .npz files.
+DATA_DIR_ENV = "LVM_DATA_DIR"
+
+
+class DataFileNotFoundError(FileNotFoundError):
+    """A benchmark data file is not on this machine; the message says how to obtain it."""
+
+
+def _candidate_dirs():
+    env = os.environ.get(DATA_DIR_ENV)
+    if env:
+        yield Path(env)
+    here = Path(__file__).resolve()
+    # The project checkout sits beside ../shared/data; also look from the working directory.
+    for base in (here.parents[2], Path.cwd()):
+        yield base.parent / "shared" / "data"
+        yield base / "shared" / "data"
+
+
+def _find(filename: str, path, env_var: str, how_to_get: str) -> Path:
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise DataFileNotFoundError(f"No file at {p}. {how_to_get}")
+        return p
+    specific = os.environ.get(env_var)
+    if specific:
+        p = Path(specific)
+        if not p.is_file():
+            raise DataFileNotFoundError(f"{env_var}={specific} does not name a file. {how_to_get}")
+        return p
+    for d in _candidate_dirs():
+        if (d / filename).is_file():
+            return d / filename
+    raise DataFileNotFoundError(
+        f"{filename} was not found. Pass path=..., set {env_var} to the file or {DATA_DIR_ENV} to "
+        f"its folder, or place it at ../shared/data/{filename} beside the project. {how_to_get}"
+    )
+
+
+def load_digits() -> Bunch:
+    """scikit-learn's bundled 8x8 digits: 1797 x 64, pixel values 0..16, ten classes.
+
+    Always available (shipped with scikit-learn). ``image_shape`` is (8, 8).
+    """
+    from sklearn.datasets import load_digits as _sk
+
+    d = _sk()
+    return Bunch(
+        Y=d.data.astype(np.float64),
+        labels=d.target.astype(np.int64),
+        image_shape=(8, 8),
+        description="UCI optical handwritten digits (8x8, 0..16), scikit-learn's bundled copy.",
+    )
+
+
+_OIL_HOW = (
+    "The three-phase oil-flow data (Bishop & James 1993) is in Neil Lawrence's datasets mirror "
+    "(github.com/lawrennd/datasets_mirror, three_phase_oil_flow/) and GPyTorch's examples "
+    "(examples/045_GPLVM/3PhData.tar.gz); save DataTrn.txt and DataTrnLbls.txt as "
+    "oil_flow.npz with arrays Y (1000 x 12) and labels (argmax of the one-hot rows). "
+    "See datasets/README.md."
+)
+
+
+def load_oil_flow(path=None, split: str = "train") -> Bunch:
+    """The three-phase oil-flow benchmark: 1000 x 12, three flow regimes.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        The ``oil_flow.npz`` file. Otherwise ``$LVM_OIL_FLOW``, then ``$LVM_DATA_DIR/oil_flow.npz``,
+        then ``../shared/data/oil_flow.npz`` beside the project.
+    split : {"train", "valid", "test"}, default="train"
+    """
+    keys = {"train": ("Y", "labels"), "valid": ("Y_valid", "labels_valid"),
+            "test": ("Y_test", "labels_test")}
+    if split not in keys:
+        raise ValueError(f"split must be one of {sorted(keys)}, got {split!r}.")
+    p = _find("oil_flow.npz", path, "LVM_OIL_FLOW", _OIL_HOW)
+    with np.load(p) as f:
+        ky, kl = keys[split]
+        return Bunch(Y=f[ky].astype(np.float64), labels=f[kl].astype(np.int64),
+                     description=f"Three-phase oil flow (Bishop & James 1993), {split} split, raw.")
+
+
+def load_frey_faces(path=None) -> Bunch:
+    """Brendan Frey's face frames: 1965 x 560 (28 x 20 images), pixel values scaled to [0, 1]."""
+    p = _find("frey_faces.npz", path, "LVM_FREY_FACES",
+              "It is Roweis' frey_rawface.mat; see datasets/README.md.")
+    with np.load(p) as f:
+        return Bunch(Y=f["Y"].astype(np.float64) / 255.0, labels=None, image_shape=(28, 20),
+                     description="Frey faces (Roweis' frey_rawface.mat), pixels / 255.")
+
+
+def load_olivetti_faces(path=None) -> Bunch:
+    """Olivetti faces: 400 x 4096 (64 x 64), 40 subjects, pixels / 255."""
+    p = _find("olivetti_faces.npz", path, "LVM_OLIVETTI_FACES",
+              "It is Roweis' olivettifaces.mat; see datasets/README.md.")
+    with np.load(p) as f:
+        return Bunch(Y=f["Y"].astype(np.float64), labels=f["labels"].astype(np.int64),
+                     image_shape=(64, 64), description="Olivetti / AT&T faces, pixels / 255.")
+
+
+def load_usps(path=None, split: str = "train") -> Bunch:
+    """USPS digits: 7291 (train) or 2007 (test) x 256 (16 x 16), values in [0, 1]."""
+    p = _find("usps.npz", path, "LVM_USPS", "It is the common usps.h5; see datasets/README.md.")
+    ky, kl = {"train": ("Y", "labels"), "test": ("Y_test", "labels_test")}[split]
+    with np.load(p) as f:
+        return Bunch(Y=f[ky].astype(np.float64), labels=f[kl].astype(np.int64),
+                     image_shape=(16, 16), description=f"USPS digits, {split} split.")
+
+
+def make_ppca(n_samples=1000, n_features=10, n_components=2, noise=0.1, random_state=None) -> Bunch:
+    """Synthetic data from the PPCA model, with its true parameters.
+
+    y = W x + mean + e, x ~ N(0, I_K), e ~ N(0, noise I_D); W has orthogonal columns with
+    decreasing norms (3, 2.5, ...) and the mean is standard normal.
+
+    Returns
+    -------
+    Bunch with ``Y`` (n_samples, n_features), ``X`` (true latents), ``W`` (n_features,
+    n_components), ``mean``, ``noise`` (the variance sigma^2), ``labels`` (None), ``description``.
+    """
+    for name, v in (("n_samples", n_samples), ("n_features", n_features),
+                    ("n_components", n_components)):
+        if not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}.")
+    if n_components > n_features:
+        raise ValueError(f"n_components={n_components} must be at most n_features={n_features}.")
+    if not noise > 0:
+        raise ValueError(f"noise must be a positive variance, got {noise!r}.")
+    rng = check_random_state(random_state)
+    Q, _ = np.linalg.qr(rng.standard_normal((n_features, n_components)))
+    scales = 3.0 - 0.5 * np.arange(n_components) * (2.5 / max(1, n_components))
+    W = Q * scales
+    mean = rng.standard_normal(n_features)
+    X = rng.standard_normal((n_samples, n_components))
+    Y = X @ W.T + mean + np.sqrt(noise) * rng.standard_normal((n_samples, n_features))
+    return Bunch(Y=Y, X=X, W=W, mean=mean, noise=float(noise), labels=None,
+                 description=f"PPCA data: {n_samples} x {n_features}, K={n_components}, "
+                             f"noise variance {noise}.")

@@ -1,0 +1,70 @@
+"""Sufficient statistics of a Gaussian (count, mean, scatter), merged stably across chunks and ranks.
+
+The merge is Chan et al.'s pairwise update: for two sets with counts n_a, n_b, means m_a, m_b and
+scatters S_a, S_b (sums of outer products about their own mean),
+
+    n = n_a + n_b,   m = m_a + (n_b / n)(m_b - m_a),   S = S_a + S_b + (n_a n_b / n) d d^T,  d = m_b - m_a,
+
+which never forms the raw sums of squares whose difference cancels catastrophically. Everything is
+kept in float64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["GaussianStats", "chunk_rows"]
+
+DEFAULT_CHUNK = 65536
+
+
+def chunk_rows(n_rows: int, chunk_size: int = DEFAULT_CHUNK):
+    for start in range(0, n_rows, chunk_size):
+        yield slice(start, min(start + chunk_size, n_rows))
+
+
+@dataclass
+class GaussianStats:
+    n: int
+    mean: torch.Tensor  # (D,) float64
+    scatter: torch.Tensor  # (D, D) float64, sum of (y - mean)(y - mean)^T
+
+    @classmethod
+    def of(cls, Y: torch.Tensor) -> "GaussianStats":
+        Y = Y.to(torch.float64)
+        mean = Y.mean(0)
+        R = Y - mean
+        return cls(Y.shape[0], mean, R.T @ R)
+
+    def merge(self, other: "GaussianStats") -> "GaussianStats":
+        if self.n == 0:
+            return other
+        if other.n == 0:
+            return self
+        n = self.n + other.n
+        d = other.mean - self.mean
+        mean = self.mean + d * (other.n / n)
+        scatter = self.scatter + other.scatter + torch.outer(d, d) * (self.n * other.n / n)
+        return GaussianStats(n, mean, scatter)
+
+    @property
+    def covariance(self) -> torch.Tensor:
+        """Maximum-likelihood covariance, scatter / n."""
+        return self.scatter / self.n
+
+    def all_reduce(self) -> "GaussianStats":
+        """The statistics of the union of every rank's rows (torch.distributed, two all-reduces)."""
+        import torch.distributed as dist
+
+        dev = self.mean.device
+        nm = torch.cat([torch.tensor([float(self.n)], dtype=torch.float64, device=dev),
+                        self.mean * self.n])
+        dist.all_reduce(nm)
+        n = int(round(float(nm[0])))
+        mean = nm[1:] / n
+        d = self.mean - mean
+        scatter = self.scatter + torch.outer(d, d) * self.n
+        dist.all_reduce(scatter)
+        return GaussianStats(n, mean, scatter)

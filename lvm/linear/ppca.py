@@ -1,0 +1,146 @@
+"""Probabilistic PCA (Tipping & Bishop, 1999), maximum likelihood in closed form."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from ._linear import LinearGaussianModel
+from ._stats import DEFAULT_CHUNK, GaussianStats
+
+
+class PPCA(LinearGaussianModel):
+    r"""Probabilistic principal component analysis with exact evidence.
+
+    The model is :math:`x \sim \mathcal N(0, I_K)`, :math:`y \mid x \sim \mathcal N(W x + \mu,
+    \sigma^2 I_D)`, so :math:`p(y) = \mathcal N(y; \mu, W W^\top + \sigma^2 I)`. Its maximum-likelihood
+    solution is closed form (Tipping & Bishop, 1999): with :math:`\lambda_1 \ge \dots \ge \lambda_D`
+    and :math:`U` the eigenvalues and eigenvectors of the sample covariance :math:`S`,
+
+    .. math::
+        \mu = \bar y, \qquad \sigma^2 = \frac{1}{D-K} \sum_{j>K} \lambda_j, \qquad
+        W = U_K (\Lambda_K - \sigma^2 I)^{1/2}.
+
+    The fit costs one D x D covariance (a single pass over the data, in chunks) and one D x D
+    eigendecomposition; when there are fewer samples than features, a thin SVD of the centred data
+    is used instead.
+
+    **Convention.** :math:`S` is the maximum-likelihood covariance, :math:`\frac1N \sum_n (y_n - \bar
+    y)(y_n - \bar y)^\top`. scikit-learn's :class:`~sklearn.decomposition.PCA` divides by N - 1, so
+    its ``score`` is that of a slightly wider Gaussian; rescale its ``explained_variance_`` and
+    ``noise_variance_`` by (N - 1) / N to compare like with like.
+
+    Parameters
+    ----------
+    n_components : int or "auto", default=2
+        Latent dimension K (at most n_features). ``"auto"`` picks K by Minka's (2000) Laplace
+        approximation to the evidence p(Y | K) (scikit-learn's implementation, as for
+        ``PCA(n_components="mle")``), which needs n_samples >= n_features.
+    device : {"auto", "cpu", "cuda"} or torch.device, default="auto"
+        Where the linear algebra runs; "auto" takes CUDA when available.
+    dtype : {"float32", "float64"} or None, default=None
+        Dtype of the fitted parameters and outputs; None follows the input (float64 for
+        non-float input). Statistics are always accumulated in float64.
+    chunk_size : int, default=65536
+        Rows per chunk when accumulating the covariance (memory is O(chunk_size * D)).
+    random_state : int, RandomState or None, default=None
+        Seeds :meth:`sample`; the fit itself is deterministic.
+    verbose : bool, default=False
+        Unused by the closed form; kept for a uniform interface.
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_components, n_features)
+        W^T: the rows are the scaled principal axes.
+    mean_ : ndarray of shape (n_features,)
+    noise_variance_ : float
+        sigma^2.
+    explained_variance_ : ndarray of shape (n_components,)
+        The top eigenvalues lambda_1..lambda_K of the ML covariance.
+    eigenvalues_ : ndarray of shape (n_features,)
+        All eigenvalues of the ML covariance, descending.
+    n_components_ : int
+    log_evidence_ : float
+        Exact log p(Y) of the training data, summed over samples, in nats.
+    n_features_in_ : int
+
+    References
+    ----------
+    Tipping, M. E. & Bishop, C. M. (1999). Probabilistic principal component analysis. JRSS B 61(3).
+    Minka, T. P. (2000). Automatic choice of dimensionality for PCA. NIPS 13.
+
+    Examples
+    --------
+    >>> import lvm
+    >>> data = lvm.datasets.make_ppca(500, 10, 2, noise=0.1, random_state=0)
+    >>> model = lvm.PPCA(n_components=2).fit(data.Y)
+    >>> round(model.score(data.Y), 1)  # exact log p(y) per sample, nats
+    -3.7
+    """
+
+    _parameter_constraints: dict = {
+        **LinearGaussianModel._parameter_constraints,
+        "n_components": [Interval(numbers.Integral, 1, None, closed="left"), StrOptions({"auto"})],
+    }
+
+    def __init__(self, n_components=2, *, device="auto", dtype=None, chunk_size=DEFAULT_CHUNK,
+                 random_state=None, verbose=False):
+        self.n_components = n_components
+        self.device = device
+        self.dtype = dtype
+        self.chunk_size = chunk_size
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _check_data_hyperparameters(self, Y):
+        super()._check_data_hyperparameters(Y)
+        n, d = Y.shape
+        if self.n_components == "auto" and n < d:
+            raise ValueError(
+                f"n_components='auto' (Minka's evidence) needs n_samples >= n_features; got "
+                f"{n} samples and {d} features. Pass an integer n_components."
+            )
+
+    def _fit(self, Y):
+        if Y.shape[0] < Y.shape[1] and self.n_components != "auto":
+            # Fewer samples than features: the thin SVD of the centred data is cheaper than a
+            # D x D eigendecomposition, and gives the same spectrum (padded with zeros).
+            Y64 = Y.to(torch.float64)
+            mean = Y64.mean(0)
+            s = torch.linalg.svd(Y64 - mean, full_matrices=False)
+            eigvals = torch.zeros(Y.shape[1], dtype=torch.float64, device=Y.device)
+            eigvals[: s.S.shape[0]] = s.S**2 / Y.shape[0]
+            self._fit_spectrum(mean, eigvals, s.Vh.T, Y.shape[0])
+        else:
+            self._fit_stats(self._stats_of(Y))
+        self.log_evidence_ = float(self._log_evidence(Y).sum())
+
+    def _fit_stats(self, stats: GaussianStats) -> None:
+        eigvals, eigvecs = torch.linalg.eigh(stats.covariance)
+        self._fit_spectrum(stats.mean, eigvals.flip(0), eigvecs.flip(1), stats.n)
+
+    def _fit_spectrum(self, mean, eigvals, eigvecs, n_samples) -> None:
+        """The closed-form ML solution from the descending spectrum of the ML covariance."""
+        D = eigvals.shape[0]
+        eigvals = eigvals.clamp_min(0.0)
+        if self.n_components == "auto":
+            from sklearn.decomposition._pca import _infer_dimension
+
+            K = max(1, int(_infer_dimension(eigvals.cpu().numpy(), n_samples)))
+        else:
+            K = int(self.n_components)
+        discarded = eigvals[K:]
+        sigma2 = discarded.mean() if K < D else eigvals.new_zeros(())
+        # A zero noise floor (K = D, or data of rank <= K) makes p(y) degenerate; keep sigma^2 a
+        # tiny positive fraction of the largest variance so the evidence stays finite.
+        floor = torch.finfo(torch.float64).eps * D * eigvals[0].clamp_min(1.0)
+        sigma2 = torch.maximum(sigma2, floor)
+        scale = torch.sqrt((eigvals[:K] - sigma2).clamp_min(0.0))
+        W = eigvecs[:, :K] * scale
+        self._set_parameters(W, mean, sigma2.expand(D).clone())
+        self.noise_variance_ = float(sigma2)
+        self.explained_variance_ = eigvals[:K].cpu().numpy()
+        self.eigenvalues_ = eigvals.cpu().numpy()
