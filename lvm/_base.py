@@ -110,15 +110,6 @@ class LatentVariableModel(TransformerMixin, BaseEstimator):
         if isinstance(Y, torch.Tensor):
             Yt = self._check_tensor(Y, name="Y", reset=reset, min_samples=min_samples)
         else:
-            if isinstance(Y, str) or (
-                isinstance(Y, (list, tuple, np.ndarray))
-                and np.asarray(Y).dtype.kind in "USO"
-                and not _is_numeric_object(Y)
-            ):
-                raise TypeError(
-                    f"{type(self).__name__} needs numeric data; got strings. "
-                    "Convert or encode non-numeric columns before fitting."
-                )
             Yn = validate_data(
                 self,
                 Y,
@@ -127,6 +118,8 @@ class LatentVariableModel(TransformerMixin, BaseEstimator):
                 ensure_min_samples=min_samples,
                 ensure_all_finite=True,
             )
+            if not Yn.flags.writeable:  # e.g. a read-only memmap; torch needs writable memory
+                Yn = np.array(Yn)
             Yt = torch.as_tensor(Yn, dtype=self._dtype).to(self._device)
         return Yt
 
@@ -326,10 +319,3 @@ class LatentVariableModel(TransformerMixin, BaseEstimator):
             self._generator = torch.Generator(device=self._device)
             self._generator.set_state(gen_state)
 
-
-def _is_numeric_object(Y) -> bool:
-    try:
-        np.asarray(Y, dtype=np.float64)
-        return True
-    except (TypeError, ValueError):
-        return False

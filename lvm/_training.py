@@ -79,6 +79,7 @@ def train(
     max_retries: int = 3,
     on_failure: Callable[[int], None] | None = None,
     estimator_name: str = "model",
+    limit_message: str | None = None,
 ) -> TrainResult:
     """Run ``epoch`` up to ``max_epochs`` times; see the module docstring.
 
@@ -162,8 +163,9 @@ def train(
     result.n_epochs = ep
     if not result.converged and tol is not None and validation is None:
         warnings.warn(
-            f"{estimator_name} did not converge in max_epochs={max_epochs} epochs "
-            f"(tol={tol}); increase max_epochs or tol.",
+            f"{estimator_name} did not converge "
+            + (limit_message or f"in max_epochs={max_epochs} epochs")
+            + f" (tol={tol}); increase the iteration limit or tol.",
             ConvergenceWarning,
         )
     return result

@@ -121,6 +121,7 @@ class FactorAnalysis(LinearGaussianModel):
             desc="FactorAnalysis EM",
             objective_name="log p(y)",
             estimator_name="FactorAnalysis",
+            limit_message=f"in max_iter={self.max_iter} EM iterations",
         )
         self.n_iter_ = result.n_epochs * self._STEPS_PER_CHECK
         self.history_ = result.history
