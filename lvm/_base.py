@@ -272,8 +272,8 @@ class LatentVariableModel(TransformerMixin, BaseEstimator):
         k = getattr(self, "n_components", None)
         if isinstance(k, numbers.Integral) and k > n_features:
             raise ValueError(
-                f"n_components={k} must be at most n_features={n_features} for "
-                f"{type(self).__name__}; lower n_components."
+                f"n_components={k} is larger than the data's {n_features} feature(s); "
+                f"{type(self).__name__} needs n_components <= n_features."
             )
 
     def _fit(self, Y: torch.Tensor) -> None:  # pragma: no cover - abstract

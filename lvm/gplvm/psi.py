@@ -1,0 +1,139 @@
+r"""Closed-form kernel expectations (psi-statistics) under q(x) = N(mu, diag s).
+
+For a kernel k and inducing inputs Z (M x Q), the collapsed bound needs
+
+.. math::
+    \psi_0^{(n)} = \mathbb E_{q(x_n)}[k(x_n, x_n)], \quad
+    \Psi_1^{(nm)} = \mathbb E_{q(x_n)}[k(x_n, z_m)], \quad
+    \Psi_2^{(mm')} = \sum_n \mathbb E_{q(x_n)}[k(z_m, x_n) k(x_n, z_{m'})].
+
+GPyTorch has none, so they are written here, in closed form (Titsias & Lawrence, 2010), for
+
+* the RBF-ARD kernel ``ScaleKernel(RBFKernel(ard_num_dims=Q))``, sigma^2 exp(-|x - x'|^2_L / 2):
+
+  .. math::
+      \Psi_1^{(nm)} = \sigma^2 \prod_q (1 + s_{nq}/l_q^2)^{-1/2}
+          \exp\Big(-\tfrac12 \sum_q \frac{(\mu_{nq} - z_{mq})^2}{l_q^2 + s_{nq}}\Big),
+
+      \Psi_2^{(n,mm')} = \sigma^4 \prod_q (1 + 2 s_{nq}/l_q^2)^{-1/2}
+          \exp\Big(-\sum_q \frac{(z_{mq} - z_{m'q})^2}{4 l_q^2}
+                   - \sum_q \frac{(\mu_{nq} - \bar z_{q})^2}{l_q^2 + 2 s_{nq}}\Big),
+      \quad \bar z = (z_m + z_{m'}) / 2;
+
+* the linear-ARD kernel ``LinearKernel(ard_num_dims=Q)``, x^T diag(v) x':
+  psi_0 = sum_q v_q (mu_q^2 + s_q), Psi_1 = mu diag(v) Z^T,
+  Psi_2 = Z diag(v) (mu^T mu + diag(sum_n s_n)) diag(v) Z^T.
+
+The squared distances are expanded into matrix products, so nothing of size N x M x M x Q is formed;
+the sum over n in Psi_2 runs over row chunks with activation checkpointing when N x M^2 is large, so
+memory stays O(chunk x M^2).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import gpytorch
+import torch
+from torch.utils.checkpoint import checkpoint
+
+__all__ = ["PsiStatistics", "psi_statistics", "has_psi_statistics"]
+
+#: Row chunk for the N x M^2 terms of Psi_2.
+PSI2_CHUNK = 2048
+
+
+class PsiStatistics(NamedTuple):
+    psi0: torch.Tensor  # (N,)
+    psi1: torch.Tensor  # (N, M)
+    psi2: torch.Tensor  # (M, M) summed over n, or (N, M, M) per point
+
+
+def _rbf_parts(kernel):
+    base = kernel.base_kernel
+    return kernel.outputscale, base.lengthscale.reshape(-1) ** 2
+
+
+def _sqdist_weighted(mu, w, Z):
+    """sum_q w_nq (mu_nq - z_mq)^2 for all n, m as matrix products: (N, M)."""
+    d = (w * mu * mu).sum(-1, keepdim=True) - 2.0 * (w * mu) @ Z.T + w @ (Z * Z).T
+    return d.clamp_min(0.0)
+
+
+def _rbf_psi2_log_terms(mu, var, Z, l2):
+    """log of the n-dependent factor of Psi_2 for every pair (m, m'), flattened: (N, M*M)."""
+    M = Z.shape[0]
+    zbar = (0.5 * (Z.unsqueeze(1) + Z.unsqueeze(0))).reshape(M * M, -1)
+    a = 1.0 / (l2 + 2.0 * var)
+    quad = _sqdist_weighted(mu, a, zbar)
+    return -0.5 * torch.log1p(2.0 * var / l2).sum(-1, keepdim=True) - quad
+
+
+def _rbf(kernel, mu, var, Z, per_point):
+    sf2, l2 = _rbf_parts(kernel)
+    N, M = mu.shape[0], Z.shape[0]
+    psi0 = sf2.expand(N)
+    b = 1.0 / (l2 + var)
+    log_psi1 = -0.5 * torch.log1p(var / l2).sum(-1, keepdim=True) - 0.5 * _sqdist_weighted(mu, b, Z)
+    psi1 = sf2 * torch.exp(log_psi1)
+    dz = (((Z.unsqueeze(1) - Z.unsqueeze(0)) ** 2) / l2).sum(-1)  # (M, M)
+    front = sf2 * sf2 * torch.exp(-0.25 * dz)
+    if per_point:
+        psi2 = front * torch.exp(_rbf_psi2_log_terms(mu, var, Z, l2)).reshape(N, M, M)
+        return PsiStatistics(psi0, psi1, psi2)
+
+    def chunk_sum(m, v, z, l):
+        return torch.exp(_rbf_psi2_log_terms(m, v, z, l)).sum(0)
+
+    if N <= PSI2_CHUNK:
+        total = chunk_sum(mu, var, Z, l2)
+    else:
+        total = 0.0
+        for i in range(0, N, PSI2_CHUNK):
+            total = total + checkpoint(chunk_sum, mu[i:i + PSI2_CHUNK], var[i:i + PSI2_CHUNK], Z, l2,
+                                       use_reentrant=False)
+    return PsiStatistics(psi0, psi1, front * total.reshape(M, M))
+
+
+def _linear(kernel, mu, var, Z, per_point):
+    v = kernel.variance.reshape(-1)
+    psi0 = ((mu * mu + var) * v).sum(-1)
+    Zv = Z * v
+    psi1 = mu @ Zv.T
+    if per_point:
+        psi2 = psi1.unsqueeze(-1) * psi1.unsqueeze(-2) + torch.einsum("mq,nq,kq->nmk", Zv, var, Zv)
+    else:
+        psi2 = psi1.T @ psi1 + (Zv * var.sum(0)) @ Zv.T
+    return PsiStatistics(psi0, psi1, psi2)
+
+
+def _dispatch(kernel):
+    if isinstance(kernel, gpytorch.kernels.ScaleKernel) and type(kernel.base_kernel) is gpytorch.kernels.RBFKernel:
+        return _rbf
+    if type(kernel) is gpytorch.kernels.LinearKernel:
+        return _linear
+    return None
+
+
+def has_psi_statistics(kernel) -> bool:
+    """Whether the kernel's expectations under a Gaussian q(x) are available in closed form."""
+    return _dispatch(kernel) is not None
+
+
+def psi_statistics(kernel, mu, var, Z, *, per_point: bool = False) -> PsiStatistics:
+    """psi_0 (N,), Psi_1 (N, M) and Psi_2 ((M, M) summed over n, or (N, M, M) with ``per_point``).
+
+    Parameters
+    ----------
+    kernel : ``ScaleKernel(RBFKernel(ard_num_dims=Q))`` or ``LinearKernel(ard_num_dims=Q)``.
+    mu, var : (N, Q) means and variances of q(x).
+    Z : (M, Q) inducing inputs.
+    """
+    fn = _dispatch(kernel)
+    if fn is None:
+        raise ValueError(
+            f"No closed-form psi-statistics for {type(kernel).__name__}"
+            + (f"({type(kernel.base_kernel).__name__})" if hasattr(kernel, "base_kernel") else "")
+            + "; they exist for kernel='rbf' and kernel='linear'. Use inference='svi' for other kernels."
+        )
+    return fn(kernel, mu, var, Z, per_point)
