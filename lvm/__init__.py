@@ -12,8 +12,10 @@ is exact, a lower bound or an estimate.
 
 from . import datasets, evidence
 from ._training import NumericalError
+from .compare import compare
 from .linear import PPCA, FactorAnalysis
+from .vae import VAE
 
 __version__ = "0.1.0"
 
-__all__ = ["PPCA", "FactorAnalysis", "NumericalError", "datasets", "evidence", "__version__"]
+__all__ = ["PPCA", "FactorAnalysis", "VAE", "NumericalError", "datasets", "evidence", "__version__"]

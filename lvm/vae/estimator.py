@@ -1,0 +1,597 @@
+"""The variational autoencoder as an lvm estimator: the ELBO on the shared base and training loop."""
+
+from __future__ import annotations
+
+import copy
+import math
+import numbers
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from .._base import LatentVariableModel
+from .._training import train
+from ..evidence import effective_sample_size, importance_weighted_log_evidence
+from .networks import (
+    ACTIVATIONS,
+    LIKELIHOODS,
+    BernoulliLikelihood,
+    GaussianLikelihood,
+    VAEModule,
+    build_decoder,
+    build_encoder,
+)
+
+__all__ = ["VAE", "EvidenceEstimate"]
+
+#: Elements (samples x rows x width) one evaluation chunk may hold; bounds the memory of IWAE.
+_EVAL_ELEMENTS = 2**23
+
+
+class EvidenceEstimate(NamedTuple):
+    """What :meth:`VAE.log_evidence` returns: always these two arrays (or tensors), in this order."""
+
+    #: Estimated log p(y) per data point, in nats, shape (n_samples,).
+    log_evidence: np.ndarray
+    #: Kish's effective sample size of the importance weights per data point, shape (n_samples,).
+    effective_sample_size: np.ndarray
+
+
+def _world():
+    """(rank, world size) of torch.distributed, or (0, 1) when it is not initialized."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class VAE(LatentVariableModel):
+    r"""Variational autoencoder (Kingma & Welling, 2014) trained by the ELBO.
+
+    The model is :math:`x \sim \mathcal N(0, I_K)` and :math:`y \mid x \sim p(y \mid f_\theta(x))`
+    with :math:`f_\theta` a neural network: Gaussian :math:`\mathcal N(f_\theta(x), \sigma^2 I)`
+    (:math:`\sigma^2` learned, one value or one per feature) or Bernoulli with logits
+    :math:`f_\theta(x)`. An encoder gives the approximate posterior
+    :math:`q_\phi(x \mid y) = \mathcal N(\mu_\phi(y), \mathrm{diag}\,\sigma_\phi^2(y))`, and training
+    maximizes, with Adam on minibatches and :math:`x = \mu + \sigma \odot \epsilon`,
+    :math:`\epsilon \sim \mathcal N(0, I)`,
+
+    .. math::
+        \mathrm{ELBO}(y) = \mathbb E_q[\log p(y \mid x)] - \mathrm{KL}(q(x \mid y) \,\|\, p(x))
+        \le \log p(y),
+
+    with the KL in closed form. The whole data set stays on ``device`` and minibatches are drawn by
+    index permutation (no DataLoader).
+
+    ``score_samples`` is the importance-weighted estimate (Burda et al., 2016) with the encoder as
+    proposal and S = ``n_importance_samples`` draws,
+
+    .. math::
+        \log \hat p(y) = \log \frac1S \sum_{s=1}^S \frac{p(y \mid x_s) p(x_s)}{q(x_s \mid y)},
+        \qquad x_s \sim q(x \mid y),
+
+    a stochastic lower bound: its expectation is at most log p(y) and rises toward it as S grows.
+    The evaluation draws are fixed at fit time (the same S standard-normal vectors serve every row),
+    so ``score_samples`` is deterministic and a row's value does not depend on the other rows.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Latent dimension K.
+    hidden_sizes : tuple of int, default=(256, 256)
+        Widths of the encoder's hidden layers; the decoder mirrors them. ``()`` gives affine
+        encoder and decoder (a linear VAE, whose optimum is PPCA's maximum-likelihood model).
+    activation : {"relu", "tanh", "elu", "gelu", "softplus", "leaky_relu", "sigmoid"}, default="relu"
+    likelihood : {"gaussian", "bernoulli"}, default="gaussian"
+        ``"bernoulli"`` needs data in [0, 1] (binary, or intensities scaled to [0, 1]).
+    noise : {"shared", "per_feature"}, default="shared"
+        The Gaussian noise variance: one sigma^2 for all features, or one per feature.
+    encoder : torch.nn.Module, default=None
+        A custom encoder instead of the MLP, mapping y of shape (n, D) to one (n, 2K) tensor (means,
+        then log-variances) or to a pair ``(mu, log_var)`` of (n, K) tensors. It is copied at fit.
+    decoder : torch.nn.Module, default=None
+        A custom decoder mapping x of shape (..., K) to (..., D) (the Gaussian mean or the Bernoulli
+        logits); it must accept leading batch dimensions, as ``nn.Linear`` does. Copied at fit.
+    batch_size : int, default=128
+        Minibatch size (per process under ``torch.distributed``).
+    max_epochs : int, default=100
+    learning_rate : float, default=1e-3
+        Adam's step size.
+    validation_fraction : float in [0, 1), default=0.1
+        Fraction of the rows held out (at random) to compute a validation ELBO after each epoch;
+        training stops when it has not improved for ``patience`` epochs and the best weights are
+        restored. 0 trains on all rows for ``max_epochs`` epochs.
+    patience : int, default=10
+    tol : float or None, default=None
+        Without validation, stop when the training ELBO per point improved by less than ``tol``
+        (relative) over 5 epochs. None runs all epochs.
+    n_importance_samples : int, default=256
+        S for ``score_samples`` / ``score`` (evaluated in chunks, memory O(S * chunk * width)).
+    device : {"auto", "cpu", "cuda"} or torch.device, default="auto"
+    dtype : {"float32", "float64"} or None, default="float32"
+        Dtype of the networks and outputs; None follows the input's float dtype.
+    random_state : int, RandomState or None, default=None
+        Seeds the initial weights, the validation split, the minibatch order, the
+        reparameterization noise and the evaluation draws; the global torch RNG is left untouched.
+    verbose : bool, default=False
+        Show a progress bar with the running ELBO.
+
+    Attributes
+    ----------
+    module_ : lvm.vae.networks.VAEModule
+        The trained encoder, decoder and likelihood together.
+    encoder_, decoder_ : torch.nn.Module
+    noise_variance_ : float or ndarray of shape (n_features,)
+        The learned Gaussian noise variance (Gaussian likelihood only).
+    history_ : list of dict
+        Per epoch: ``epoch``, ``train`` (mean training ELBO per point) and, with validation,
+        ``validation`` (validation ELBO per point).
+    n_epochs_ : int
+        Epochs run.
+    best_epoch_ : int or None
+        The epoch whose weights were kept (with validation).
+    n_components_ : int
+    n_features_in_ : int
+
+    See Also
+    --------
+    lvm.PPCA : the linear-Gaussian model with exact evidence (a linear VAE's optimum).
+
+    References
+    ----------
+    Kingma, D. P. & Welling, M. (2014). Auto-encoding variational Bayes. ICLR.
+    Burda, Y., Grosse, R. & Salakhutdinov, R. (2016). Importance weighted autoencoders. ICLR.
+
+    Examples
+    --------
+    >>> import lvm
+    >>> data = lvm.datasets.make_ppca(300, 5, 2, noise=0.1, random_state=0)
+    >>> vae = lvm.VAE(2, hidden_sizes=(32,), max_epochs=5, random_state=0).fit(data.Y)
+    >>> vae.transform(data.Y).shape
+    (300, 2)
+    """
+
+    evidence_kind = "importance-weighted estimate"
+    _default_dtype = torch.float32
+
+    _parameter_constraints: dict = {
+        **LatentVariableModel._parameter_constraints,
+        "n_components": [Interval(numbers.Integral, 1, None, closed="left")],
+        "hidden_sizes": ["array-like"],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "likelihood": [StrOptions(set(LIKELIHOODS))],
+        "noise": [StrOptions({"shared", "per_feature"})],
+        "encoder": [torch.nn.Module, None],
+        "decoder": [torch.nn.Module, None],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="left")],
+        "patience": [Interval(numbers.Integral, 1, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="left"), None],
+        "n_importance_samples": [Interval(numbers.Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, n_components=2, *, hidden_sizes=(256, 256), activation="relu",
+                 likelihood="gaussian", noise="shared", encoder=None, decoder=None, batch_size=128,
+                 max_epochs=100, learning_rate=1e-3, validation_fraction=0.1, patience=10, tol=None,
+                 n_importance_samples=256, device="auto", dtype="float32", random_state=None,
+                 verbose=False):
+        self.n_components = n_components
+        self.hidden_sizes = hidden_sizes
+        self.activation = activation
+        self.likelihood = likelihood
+        self.noise = noise
+        self.encoder = encoder
+        self.decoder = decoder
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.learning_rate = learning_rate
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.tol = tol
+        self.n_importance_samples = n_importance_samples
+        self.device = device
+        self.dtype = dtype
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ data checks
+    def _validate_Y(self, Y, *, reset, min_samples=1):
+        Yt = super()._validate_Y(Y, reset=reset, min_samples=min_samples)
+        if self.likelihood == "bernoulli":
+            lo, hi = torch.aminmax(Yt)
+            lo, hi = float(lo), float(hi)
+            if lo < 0.0 or hi > 1.0:
+                raise ValueError(
+                    f"likelihood='bernoulli' needs data in [0, 1]; got values in [{lo:.4g}, "
+                    f"{hi:.4g}]. Scale the data to [0, 1] (e.g. divide by the maximum) or use "
+                    "likelihood='gaussian'."
+                )
+        return Yt
+
+    def _check_data_hyperparameters(self, Y):
+        super()._check_data_hyperparameters(Y)
+        for h in tuple(self.hidden_sizes):
+            if not isinstance(h, numbers.Integral) or isinstance(h, bool) or h < 1:
+                raise ValueError(
+                    f"hidden_sizes must hold positive integers (layer widths); got "
+                    f"{tuple(self.hidden_sizes)!r}."
+                )
+
+    # ------------------------------------------------------------------ building
+    def _seed(self) -> int:
+        """A fresh seed from the estimator's own generator."""
+        return int(torch.randint(0, 2**31 - 1, (1,), generator=self._generator,
+                                 device=self._device))
+
+    def _build(self, Y: torch.Tensor) -> VAEModule:
+        """The networks and likelihood, initialized from ``random_state`` alone."""
+        n, D = Y.shape
+        K = int(self.n_components)
+        devices = [self._device] if self._device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self._seed())
+            hidden = tuple(int(h) for h in self.hidden_sizes)
+            if self.encoder is None:
+                encoder = build_encoder(D, K, hidden, self.activation)
+            else:
+                encoder = copy.deepcopy(self.encoder)
+            if self.decoder is None:
+                decoder = build_decoder(K, D, hidden, self.activation)
+                last = [m for m in decoder.modules() if isinstance(m, torch.nn.Linear)][-1]
+                with torch.no_grad():  # start the decoder at the data mean
+                    mean = Y.mean(0).to(last.bias)
+                    if self.likelihood == "bernoulli":
+                        mean = torch.logit(mean.clamp(1e-3, 1 - 1e-3))
+                    last.bias.copy_(mean.cpu())
+            else:
+                decoder = copy.deepcopy(self.decoder)
+            if self.likelihood == "gaussian":
+                var = Y.var(0, unbiased=False).to(torch.float64).cpu() if n > 1 else \
+                    torch.ones(D, dtype=torch.float64)
+                scale = max(float(var.mean()), 1e-12)
+                init = var.mean() if self.noise == "shared" else var
+                likelihood = GaussianLikelihood(
+                    1 if self.noise == "shared" else D,
+                    initial_noise=init.clamp_min(1e-3 * scale).float(),
+                    min_noise=1e-6 * scale,
+                )
+            else:
+                likelihood = BernoulliLikelihood()
+        module = VAEModule(encoder, decoder, likelihood, K)
+        return module.to(device=self._device, dtype=self._dtype)
+
+    def _initialize(self, Y: torch.Tensor) -> None:
+        """Fresh networks, optimizer and evaluation draws for a new fit."""
+        self.module_ = self._build(Y)
+        self._optimizer = torch.optim.Adam(self.module_.parameters(), lr=self.learning_rate)
+        self._eval_seed = self._seed()
+        self.n_components_ = int(self.n_components)
+        self.history_ = []
+        self.n_epochs_ = 0
+        self.best_epoch_ = None
+
+    def _set_fitted_attributes(self) -> None:
+        self.encoder_ = self.module_.encoder
+        self.decoder_ = self.module_.decoder
+        if isinstance(self.module_.likelihood, GaussianLikelihood):
+            noise = self.module_.likelihood.noise.detach().cpu().numpy().astype(np.float64)
+            self.noise_variance_ = float(noise[0]) if self.noise == "shared" else noise
+
+    # ------------------------------------------------------------------ distributed helpers
+    def _collective_device(self):
+        return self._device if torch.distributed.get_backend() == "nccl" else torch.device("cpu")
+
+    def _gather_counts(self, n: int, d: int):
+        """Every rank's (n_rows, n_features); raises on all ranks if the feature counts differ."""
+        _, world = _world()
+        if world == 1:
+            return [n]
+        dev = self._collective_device()
+        local = torch.tensor([n, d], dtype=torch.int64, device=dev)
+        everyone = [torch.empty_like(local) for _ in range(world)]
+        torch.distributed.all_gather(everyone, local)
+        counts = [int(t[0]) for t in everyone]
+        features = [int(t[1]) for t in everyone]
+        if len(set(features)) > 1:
+            raise ValueError(
+                f"The data shards have different numbers of features across ranks ({features}); "
+                "every rank must pass rows with the same columns."
+            )
+        return counts
+
+    def _all_sum(self, t: torch.Tensor) -> torch.Tensor:
+        if _world()[1] == 1:
+            return t
+        dev = self._collective_device()
+        buf = t.detach().to(dev).clone()
+        torch.distributed.all_reduce(buf)
+        return buf.to(t.device)
+
+    def _wrapped(self):
+        """The module to run the training forward through: DDP under torch.distributed."""
+        if _world()[1] == 1:
+            return self.module_
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self._device] if self._device.type == "cuda" else None
+        return DistributedDataParallel(self.module_, device_ids=ids)
+
+    # ------------------------------------------------------------------ training
+    def _make_epoch(self, net, Y: torch.Tensor):
+        """One pass of Adam steps over ``Y``; returns the mean training ELBO per point (0-d).
+
+        Under torch.distributed every rank takes the same number of steps (the largest shard
+        sets it; smaller shards are split into as many, smaller, batches) and each loss is scaled
+        so that DDP's gradient average is the gradient of the mean ELBO over the global batch.
+        """
+        module, opt, gen = self.module_, self._optimizer, self._generator
+        n = Y.shape[0]
+        K = self.n_components_
+        bs = int(self.batch_size)
+        dev, dt = self._device, self._dtype
+        counts = self._gather_counts(n, Y.shape[1])
+        world = len(counts)
+        if world > 1:
+            steps = max(1, math.ceil(max(counts) / bs))
+            totals = [sum(c // steps + (i < c % steps) for c in counts) for i in range(steps)]
+            scales = [world / max(t, 1) for t in totals]
+        n_global = sum(counts)
+
+        def epoch():
+            module.train()
+            perm = torch.randperm(n, generator=gen, device=dev)
+            batches = perm.split(bs) if world == 1 else torch.tensor_split(perm, steps)
+            total = torch.zeros((), device=dev, dtype=dt)
+            for i, idx in enumerate(batches):
+                eps = torch.randn(idx.shape[0], K, generator=gen, device=dev, dtype=dt)
+                elbo = net(Y[idx], eps)
+                if world == 1:
+                    loss = -elbo.mean()
+                else:
+                    loss = -elbo.sum() * scales[i]
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total = total + elbo.detach().sum()
+            return self._all_sum(total) / n_global
+
+        return epoch
+
+    def _make_validation(self, Y: torch.Tensor):
+        counts = self._gather_counts(Y.shape[0], Y.shape[1])
+        n_global = sum(counts)
+        if n_global == 0:
+            return None
+        eps = self._eval_eps(1)
+
+        def validation():
+            with torch.no_grad():
+                total = self._evaluate(Y, eps, "elbo").sum() if Y.shape[0] else \
+                    torch.zeros((), device=self._device, dtype=self._dtype)
+            return self._all_sum(total) / n_global
+
+        return validation
+
+    def _train(self, net, Y_train, Y_val, max_epochs, tol):
+        result = train(
+            self._make_epoch(net, Y_train),
+            [self.module_],
+            self._optimizer,
+            max_epochs=max_epochs,
+            tol=tol,
+            validation=None if Y_val is None else self._make_validation(Y_val),
+            patience=self.patience,
+            verbose=self.verbose and _world()[0] == 0,
+            desc="VAE",
+            objective_name="elbo",
+            estimator_name="VAE",
+        )
+        offset = self.n_epochs_
+        for record in result.history:
+            record["epoch"] += offset
+        self.history_.extend(result.history)
+        self.n_epochs_ += result.n_epochs
+        if result.best_epoch is not None:
+            self.best_epoch_ = result.best_epoch + offset
+        return result
+
+    def _fit(self, Y: torch.Tensor) -> None:
+        n = Y.shape[0]
+        self._initialize(Y)
+        Y_val = None
+        if self.validation_fraction > 0:
+            n_val = max(1, int(round(self.validation_fraction * n)))
+            if n - n_val < 1:
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} leaves no training rows out "
+                    f"of n_samples={n}; lower validation_fraction or pass more data."
+                )
+            perm = torch.randperm(n, generator=self._generator, device=self._device)
+            Y_val, Y = Y[perm[:n_val]], Y[perm[n_val:]]
+        self._train(self._wrapped(), Y, Y_val, int(self.max_epochs), self.tol)
+        self._set_fitted_attributes()
+
+    def partial_fit(self, Y, y=None):
+        """One pass of minibatch Adam steps over the chunk ``Y``; the first call initializes.
+
+        The optimizer state (Adam's moments) and the generator stream carry over between calls, so
+        a data set too large for memory can be streamed chunk by chunk, as with
+        :class:`sklearn.decomposition.IncrementalPCA`. No validation split is made; ``history_``
+        gets one record per call. Under torch.distributed each rank passes its own chunk.
+
+        Parameters
+        ----------
+        Y : array-like or torch.Tensor of shape (n_samples, n_features)
+        y : Ignored
+
+        Returns
+        -------
+        self
+        """
+        first = not hasattr(self, "module_")
+        if first:
+            self._setup(Y)
+            Yt = self._validate_Y(Y, reset=True, min_samples=1)
+            self._check_data_hyperparameters(Yt)
+            self._initialize(Yt)
+        else:
+            Yt = self._validate_Y(Y, reset=False)
+        self._train(self._wrapped(), Yt, None, 1, None)
+        self._set_fitted_attributes()
+        return self
+
+    # ------------------------------------------------------------------ evaluation
+    def _eval_eps(self, n_samples: int, random_state=None) -> torch.Tensor:
+        """(S, 1, K) standard-normal draws shared by every row: fixed at fit unless seeded anew."""
+        if random_state is None:
+            gen = torch.Generator(device=self._device)
+            gen.manual_seed(self._eval_seed)
+        else:
+            gen = self._make_generator(random_state)
+        return torch.randn(n_samples, 1, self.n_components_, generator=gen, device=self._device,
+                           dtype=self._dtype)
+
+    def _chunk_rows(self, n_samples: int) -> int:
+        width = max([self.n_features_in_, *[int(h) for h in tuple(self.hidden_sizes)]])
+        return max(1, _EVAL_ELEMENTS // max(1, n_samples * width))
+
+    def _evaluate(self, Y: torch.Tensor, eps: torch.Tensor, method: str, with_ess: bool = False):
+        """Per-row estimate (and ESS) in chunks; ``method`` is "elbo", "iwae", "prior" or
+        "elbo_analytic" (one-sample reconstruction term per draw with the closed-form KL)."""
+        module = self.module_
+        module.eval()
+        rows = self._chunk_rows(eps.shape[0])
+        values, sizes = [], []
+        with torch.no_grad():
+            for start in range(0, Y.shape[0], rows):
+                y = Y[start:start + rows]
+                if method == "elbo":
+                    # mean over draws of the one-sample ELBO with the analytic KL
+                    mu, var = module.encode(y)
+                    x = mu + torch.sqrt(var) * eps
+                    rec = module.likelihood.log_prob(y, module.decoder(x)).mean(0)
+                    values.append(rec - 0.5 * (var + mu * mu - 1.0 - torch.log(var)).sum(-1))
+                    if with_ess:
+                        sizes.append(effective_sample_size(
+                            module.log_weights(y, eps, "encoder"), dim=0))
+                    continue
+                log_w = module.log_weights(y, eps, "prior" if method == "prior" else "encoder")
+                values.append(importance_weighted_log_evidence(log_w, dim=0))
+                if with_ess:
+                    sizes.append(effective_sample_size(log_w, dim=0))
+        out = torch.cat(values) if values else Y.new_zeros(0)
+        if with_ess:
+            return out, (torch.cat(sizes) if sizes else Y.new_zeros(0))
+        return out
+
+    # family hooks
+    def _posterior(self, Y):
+        self.module_.eval()
+        mu, var = self.module_.encode(Y)
+        return mu, torch.sqrt(var)
+
+    def _decode(self, X):
+        self.module_.eval()
+        return self.module_.likelihood.mean(self.module_.decoder(X))
+
+    def _log_evidence(self, Y):
+        return self._evaluate(Y, self._eval_eps(int(self.n_importance_samples)), "iwae")
+
+    def _sample(self, n, generator):
+        self.module_.eval()
+        x = torch.randn(n, self.n_components_, generator=generator, device=self._device,
+                        dtype=self._dtype)
+        return self.module_.likelihood.sample(self.module_.decoder(x), generator)
+
+    # ------------------------------------------------------------------ public extras
+    def score(self, Y, y=None) -> float:
+        """Mean importance-weighted log evidence per sample, in nats (see :meth:`score_samples`).
+
+        Under torch.distributed, each rank passes its own rows and every rank gets the mean over
+        the rows of all ranks.
+        """
+        check_is_fitted(self)
+        Yt = self._validate_Y(Y, reset=False)
+        with torch.no_grad():
+            values = self._log_evidence(Yt)
+        if _world()[1] == 1:
+            return float(values.mean())
+        stats = torch.stack([values.sum(), values.new_tensor(float(values.shape[0]))])
+        stats = self._all_sum(stats.to(torch.float64))
+        return float(stats[0] / stats[1])
+
+    def elbo_samples(self, Y, n_samples: int = 16):
+        """The ELBO of each sample, in nats: ``n_samples`` reparameterized draws of the
+        reconstruction term minus the closed-form KL. Deterministic (draws fixed at fit)."""
+        check_is_fitted(self)
+        n_samples = self._check_n_samples(n_samples)
+        Yt = self._validate_Y(Y, reset=False)
+        return self._output(self._evaluate(Yt, self._eval_eps(n_samples), "elbo"), Y)
+
+    def elbo(self, Y, n_samples: int = 16) -> float:
+        """The mean ELBO per sample, in nats (see :meth:`elbo_samples`); under torch.distributed
+        the mean over the rows of all ranks."""
+        check_is_fitted(self)
+        n_samples = self._check_n_samples(n_samples)
+        Yt = self._validate_Y(Y, reset=False)
+        values = self._evaluate(Yt, self._eval_eps(n_samples), "elbo")
+        if _world()[1] == 1:
+            return float(values.mean())
+        stats = torch.stack([values.sum(), values.new_tensor(float(values.shape[0]))])
+        stats = self._all_sum(stats.to(torch.float64))
+        return float(stats[0] / stats[1])
+
+    _METHODS = ("elbo", "iwae", "prior")
+
+    def log_evidence(self, Y, method: str = "iwae", n_samples: int | None = None,
+                     random_state=None) -> EvidenceEstimate:
+        """Monte Carlo estimates of log p(y) per sample, with their effective sample sizes.
+
+        Parameters
+        ----------
+        Y : array-like or torch.Tensor of shape (n_samples, n_features)
+        method : {"elbo", "iwae", "prior"}, default="iwae"
+            ``"elbo"``: the ELBO (reconstruction term averaged over the draws, closed-form KL), a
+            lower bound. ``"iwae"``: the importance-weighted estimate with the encoder as proposal
+            (as :meth:`score_samples`). ``"prior"``: the naive estimator
+            log (1/S) sum_s p(y | x_s) with x_s drawn from the prior N(0, I); unbiased in p(y) but
+            its weights concentrate on a vanishing fraction of the draws, so it is far below
+            log p(y) unless S is astronomically large.
+        n_samples : int, default=None
+            S, the number of draws; None uses ``n_importance_samples``.
+        random_state : int, RandomState or None, default=None
+            None uses the draws fixed at fit (deterministic); otherwise fresh draws from this seed.
+
+        Returns
+        -------
+        EvidenceEstimate
+            A named pair ``(log_evidence, effective_sample_size)``, both of shape (n_samples,):
+            the estimate in nats and Kish's effective sample size (sum w)^2 / sum w^2 of the
+            importance weights w_s = p(y, x_s) / r(x_s) (for ``"elbo"``, those of the encoder
+            proposal). numpy in gives numpy out, a tensor gives tensors.
+        """
+        check_is_fitted(self)
+        if method not in self._METHODS:
+            raise ValueError(f"Unknown method {method!r}; choose one of {list(self._METHODS)}.")
+        S = self._check_n_samples(self.n_importance_samples if n_samples is None else n_samples)
+        Yt = self._validate_Y(Y, reset=False)
+        value, ess = self._evaluate(Yt, self._eval_eps(S, random_state), method, with_ess=True)
+        return EvidenceEstimate(self._output(value, Y), self._output(ess, Y))
+
+    @staticmethod
+    def _check_n_samples(n_samples) -> int:
+        if not isinstance(n_samples, numbers.Integral) or isinstance(n_samples, bool) \
+                or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        return int(n_samples)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        if self.dtype is not None:
+            tags.transformer_tags.preserves_dtype = [self.dtype]
+        return tags
