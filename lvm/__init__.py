@@ -18,4 +18,23 @@ from .vae import VAE
 
 __version__ = "0.1.0"
 
-__all__ = ["PPCA", "FactorAnalysis", "VAE", "NumericalError", "datasets", "evidence", "__version__"]
+__all__ = [
+    "PPCA",
+    "FactorAnalysis",
+    "VAE",
+    "compare",
+    "NumericalError",
+    "datasets",
+    "evidence",
+    "plot",
+    "__version__",
+]
+
+
+def __getattr__(name):
+    # lvm.plot imports matplotlib; load it only when it is used.
+    if name == "plot":
+        import importlib
+
+        return importlib.import_module(".plot", __name__)
+    raise AttributeError(f"module 'lvm' has no attribute {name!r}")

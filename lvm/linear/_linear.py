@@ -87,6 +87,12 @@ class LinearGaussianModel(LatentVariableModel):
         e = torch.randn(n, D, generator=generator, device=self._device, dtype=self._dtype)
         return self._decode(x) + e * torch.sqrt(self._noise)
 
+    @property
+    def n_parameters_(self) -> int:
+        """Free parameters: W (D K), the mean (D) and the noise (1 for PPCA, D for FA)."""
+        D, K = self._W.shape
+        return D * K + D + (1 if bool((self._noise == self._noise[0]).all()) else D)
+
     def get_covariance(self) -> np.ndarray:
         """The model covariance C = W W^T + Psi of p(y), shape (n_features, n_features)."""
         from sklearn.utils.validation import check_is_fitted

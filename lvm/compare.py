@@ -1,0 +1,174 @@
+"""Compare decoder families by their evidence on the same split of the same data."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from sklearn.base import clone
+
+__all__ = ["compare", "ComparisonTable", "count_parameters"]
+
+_COLUMNS = [
+    ("model", "model", "{}"),
+    ("family", "family", "{}"),
+    ("K", "n_components", "{}"),
+    ("evidence", "evidence", "{}"),
+    ("train", "train_log_evidence", "{:.3f}"),
+    ("held-out", "test_log_evidence", "{:.3f}"),
+    ("± se", "test_stderr", "{:.3f}"),
+    ("bits/dim", "test_bits_per_dim", "{:.3f}"),
+    ("fit s", "fit_seconds", "{:.2f}"),
+    ("params", "n_parameters", "{:,}"),
+]
+
+_FAMILY = {"PPCA": "linear", "FactorAnalysis": "linear", "VAE": "neural",
+           "BayesianGPLVM": "gaussian process"}
+
+
+class ComparisonTable(list):
+    """A list of records (dicts), one per model, that prints as a terminal table.
+
+    Each record has: ``model``, ``family``, ``n_components``, ``evidence`` (exact / lower bound /
+    importance-weighted estimate), ``train_log_evidence`` and ``test_log_evidence`` (mean log p(y)
+    per point in nats, of the data as passed, Jacobian of any standardization included),
+    ``train_stderr`` and ``test_stderr`` (standard errors of those means over points),
+    ``test_bits_per_dim``, ``fit_seconds``, ``n_parameters``, ``standardized``, ``estimator``.
+    """
+
+    def to_frame(self):
+        """The table as a pandas DataFrame (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("to_frame() needs pandas: pip install pandas") from exc
+        return pd.DataFrame([{k: v for k, v in r.items() if k != "estimator"} for r in self])
+
+    def best(self, split="test"):
+        """The record with the highest mean log evidence on ``split``."""
+        return max(self, key=lambda r: r[f"{split}_log_evidence"])
+
+    def __str__(self):
+        rows = [[fmt.format(r[key]) for _, key, fmt in _COLUMNS] for r in self]
+        heads = [h for h, _, _ in _COLUMNS]
+        widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
+                  for i, h in enumerate(heads)]
+        line = "  ".join(h.ljust(w) for h, w in zip(heads, widths))
+        out = [line, "-" * len(line)]
+        out += ["  ".join(c.rjust(w) if i >= 4 else c.ljust(w) for i, (c, w) in
+                          enumerate(zip(row, widths))) for row in rows]
+        if self:
+            r = self[0]
+            out.append(f"log p(y) per point in nats on {r['n_train']} train / {r['n_test']} held-out "
+                       f"points; " + ("standardized per feature (Jacobian included)."
+                                     if r["standardized"] else "raw data."))
+        return "\n".join(out)
+
+    __repr__ = __str__
+
+
+def count_parameters(model) -> int:
+    """Number of fitted real parameters of a model (global ones; per-point variational
+    parameters of q(x) are not counted)."""
+    n = getattr(model, "n_parameters_", None)
+    if n is not None:
+        return int(n)
+    import torch
+
+    total = 0
+    for name, value in vars(model).items():
+        if name.endswith("_") and isinstance(value, torch.nn.Module):
+            total += sum(p.numel() for p in value.parameters())
+    return total
+
+
+def _mean_se(v: np.ndarray):
+    return float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0
+
+
+def compare(models, Y=None, *, Y_train=None, Y_test=None, test_size=0.2, standardize=False,
+            random_state=0, verbose=False, as_frame=False):
+    r"""Fit every estimator on the same split and tabulate its evidence.
+
+    Parameters
+    ----------
+    models : list of estimators or dict name -> estimator
+        Unfitted lvm estimators (each is cloned before fitting).
+    Y : array-like of shape (n_samples, n_features), optional
+        Split into train and held-out parts by ``test_size`` and ``random_state``.
+    Y_train, Y_test : array-like, optional
+        An explicit split instead of ``Y``.
+    standardize : bool, default=False
+        Standardize every feature with the training mean and standard deviation before fitting
+        (decided once, the same for every model). The reported log p(y) is then that of the data
+        as passed: :math:`\log p(y) = \log p(z) - \sum_d \log s_d` with :math:`z = (y - m) / s`.
+    as_frame : bool, default=False
+        Return a pandas DataFrame instead of the :class:`ComparisonTable`.
+
+    Returns
+    -------
+    ComparisonTable (a list of dict records that prints as a table), or a DataFrame.
+    """
+    from sklearn.model_selection import train_test_split
+
+    if Y is not None and (Y_train is not None or Y_test is not None):
+        raise ValueError("Pass either Y (split by test_size) or Y_train and Y_test, not both.")
+    if Y is not None:
+        Y = np.asarray(Y, dtype=np.float64)
+        Y_train, Y_test = train_test_split(Y, test_size=test_size, random_state=random_state)
+    elif Y_train is None or Y_test is None:
+        raise ValueError("compare() needs data: Y, or both Y_train and Y_test.")
+    Y_train = np.asarray(Y_train, dtype=np.float64)
+    Y_test = np.asarray(Y_test, dtype=np.float64)
+    if Y_train.ndim != 2 or Y_test.ndim != 2 or Y_train.shape[1] != Y_test.shape[1]:
+        raise ValueError(
+            f"Y_train and Y_test must be 2-D with the same number of features; got shapes "
+            f"{Y_train.shape} and {Y_test.shape}."
+        )
+    log_jacobian = 0.0
+    if standardize:
+        mean = Y_train.mean(0)
+        scale = Y_train.std(0)
+        scale[scale == 0] = 1.0
+        Y_train, Y_test = (Y_train - mean) / scale, (Y_test - mean) / scale
+        log_jacobian = -float(np.log(scale).sum())
+    if isinstance(models, dict):
+        named = list(models.items())
+    else:
+        named, seen = [], {}
+        for m in models:
+            name = type(m).__name__
+            seen[name] = seen.get(name, 0) + 1
+            named.append((name if seen[name] == 1 else f"{name}-{seen[name]}", m))
+    D = Y_train.shape[1]
+    table = ComparisonTable()
+    for name, est in named:
+        model = clone(est)
+        if verbose:
+            print(f"fitting {name} ...", flush=True)
+        t0 = time.perf_counter()
+        model.fit(Y_train)
+        seconds = time.perf_counter() - t0
+        tr = np.asarray(model.score_samples(Y_train)) + log_jacobian
+        te = np.asarray(model.score_samples(Y_test)) + log_jacobian
+        tr_mean, tr_se = _mean_se(tr)
+        te_mean, te_se = _mean_se(te)
+        table.append({
+            "model": name,
+            "family": _FAMILY.get(type(model).__name__, type(model).__name__),
+            "n_components": int(getattr(model, "n_components_", getattr(model, "n_components", 0))),
+            "evidence": getattr(model, "evidence_kind", "exact"),
+            "train_log_evidence": tr_mean,
+            "train_stderr": tr_se,
+            "test_log_evidence": te_mean,
+            "test_stderr": te_se,
+            "test_bits_per_dim": -te_mean / (D * math.log(2.0)),
+            "fit_seconds": seconds,
+            "n_parameters": count_parameters(model),
+            "standardized": bool(standardize),
+            "n_train": len(Y_train),
+            "n_test": len(Y_test),
+            "estimator": model,
+        })
+    return table.to_frame() if as_frame else table
