@@ -37,6 +37,17 @@ class ComparisonTable(list):
     ``test_bits_per_dim``, ``fit_seconds``, ``n_parameters``, ``standardized``, ``estimator``.
     """
 
+    #: (mean, scale) of the per-feature standardization fitted on the training split, or None.
+    standardization = None
+
+    def preprocess(self, Y) -> np.ndarray:
+        """Apply the table's preprocessing (the one every model was fitted on) to new data."""
+        Y = np.asarray(Y, dtype=np.float64)
+        if self.standardization is None:
+            return Y
+        mean, scale = self.standardization
+        return (Y - mean) / scale
+
     def to_frame(self):
         """The table as a pandas DataFrame (needs pandas)."""
         try:
@@ -143,6 +154,8 @@ def compare(models, Y=None, *, Y_train=None, Y_test=None, test_size=0.2, standar
             named.append((name if seen[name] == 1 else f"{name}-{seen[name]}", m))
     D = Y_train.shape[1]
     table = ComparisonTable()
+    if standardize:
+        table.standardization = (mean, scale)
     for name, est in named:
         model = clone(est)
         if verbose:

@@ -131,7 +131,7 @@ def training_curve(model, ax=None):
 
 
 def evidence_comparison(table, ax=None, split="test"):
-    """Bar chart of log p(y) per point by model, with standard errors, from :func:`lvm.compare`."""
+    """Mean log p(y) per point by model, with standard errors, from :func:`lvm.compare`."""
     records = list(table)
     if not records:
         raise ValueError("The comparison table is empty.")
@@ -143,16 +143,21 @@ def evidence_comparison(table, ax=None, split="test"):
     key = f"{split}_log_evidence"
     vals = np.array([r[key] for r in records])
     errs = np.array([r.get(f"{split}_stderr", 0.0) for r in records])
-    hatches = {"exact": "", "lower bound": "//", "importance-weighted estimate": ".."}
+    markers = {"exact": "o", "lower bound": "v", "importance-weighted estimate": "D"}
+    seen = set()
     for i, r in enumerate(records):
-        ax.bar(i, vals[i], yerr=errs[i], color=f"C{i % 10}", capsize=4,
-               hatch=hatches.get(r["evidence"], "xx"), edgecolor="k", lw=0.5)
+        kind = r["evidence"]
+        ax.errorbar(i, vals[i], yerr=errs[i], fmt=markers.get(kind, "s"), color=f"C{i % 10}",
+                    capsize=5, ms=8, label=None if kind in seen else kind)
+        seen.add(kind)
+    ax.legend(fontsize="small", loc="lower right")
+    ax.grid(axis="y", alpha=0.3)
     ax.set_xticks(range(len(records)), [r["model"] for r in records], rotation=20)
     ax.set_ylabel(f"{split} log p(y) per point (nats)")
     lo, hi = vals.min() - 2 * errs.max(), vals.max() + 2 * errs.max()
     pad = 0.1 * max(hi - lo, 1e-9)
     ax.set_ylim(lo - pad, hi + pad)
-    ax.set_title("Evidence (hatched: bound or estimate)")
+    ax.set_title("Evidence per point (± standard error)")
     return fig
 
 
