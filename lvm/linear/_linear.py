@@ -38,7 +38,13 @@ class LinearGaussianModel(LatentVariableModel):
     def _fit(self, Y: torch.Tensor) -> None:
         stats = self._stats_of(Y)
         self._fit_stats(stats)
-        self.log_evidence_ = float(self._log_evidence(Y).sum())
+        self._set_log_evidence(stats)
+
+    def _set_log_evidence(self, stats: GaussianStats) -> None:
+        # The total log p(Y) follows from the statistics alone: no second pass over the data.
+        avg = self._average_log_likelihood(stats, self._W.to(torch.float64),
+                                           self._noise.to(torch.float64))
+        self.log_evidence_ = float(avg) * stats.n
 
     def _fit_stats(self, stats: GaussianStats) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

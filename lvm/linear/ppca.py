@@ -114,9 +114,9 @@ class PPCA(LinearGaussianModel):
             eigvals = torch.zeros(Y.shape[1], dtype=torch.float64, device=Y.device)
             eigvals[: s.S.shape[0]] = s.S**2 / Y.shape[0]
             self._fit_spectrum(mean, eigvals, s.Vh.T, Y.shape[0])
+            self.log_evidence_ = float(self._log_evidence(Y).sum())
         else:
-            self._fit_stats(self._stats_of(Y))
-        self.log_evidence_ = float(self._log_evidence(Y).sum())
+            super()._fit(Y)
 
     def _fit_stats(self, stats: GaussianStats) -> None:
         eigvals, eigvecs = torch.linalg.eigh(stats.covariance)
