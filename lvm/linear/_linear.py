@@ -7,12 +7,14 @@ Everything here is exact: the evidence, the posterior p(x | y) and the samples f
 from __future__ import annotations
 
 import numbers
+import os
 
 import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._base import LatentVariableModel
+from .._distributed import check_same_features, is_distributed
 from ..evidence import linear_gaussian_posterior, low_rank_gaussian_log_prob
 from ._stats import GaussianStats, chunk_rows
 
@@ -35,10 +37,73 @@ class LinearGaussianModel(LatentVariableModel):
             stats = stats.merge(GaussianStats.of(Y[rows]))
         return stats
 
+    def fit(self, Y, y=None):
+        """Fit the exact maximum-likelihood model.
+
+        ``Y`` may also be a :class:`numpy.memmap` or the path of an ``.npy`` file: it is then
+        streamed in chunks of ``chunk_size`` rows, so memory does not grow with n_samples.
+        Under an initialized ``torch.distributed`` process group each rank passes its own rows
+        and every rank ends with the model of the union of the shards (the statistics are
+        all-reduced).
+        """
+        if isinstance(Y, (str, os.PathLike)) or isinstance(Y, np.memmap):
+            return self._fit_streaming(Y)
+        return super().fit(Y, y)
+
     def _fit(self, Y: torch.Tensor) -> None:
-        stats = self._stats_of(Y)
-        self._fit_stats(stats)
-        self._set_log_evidence(stats)
+        self._stats = self._global(self._stats_of(Y))
+        self._fit_stats(self._stats)
+        self._set_log_evidence(self._stats)
+
+    def _global(self, stats: GaussianStats) -> GaussianStats:
+        """The statistics of all ranks' rows under torch.distributed; ``stats`` otherwise."""
+        if not is_distributed():
+            return stats
+        check_same_features(self.n_features_in_, type(self).__name__, self._device)
+        return stats.all_reduce()
+
+    def _fit_streaming(self, source):
+        array = _open_array(source)
+        if array.ndim != 2:
+            raise ValueError(
+                f"Expected a 2-D array of shape (n_samples, n_features) in {source!r}, got shape "
+                f"{array.shape}."
+            )
+        self._setup(array[:1])
+        stats, first = GaussianStats(0, None, None), True
+        for rows in chunk_rows(array.shape[0], self.chunk_size):
+            chunk = self._validate_Y(np.asarray(array[rows]), reset=first)
+            if first:
+                self._check_data_hyperparameters(chunk)
+                first = False
+            stats = stats.merge(GaussianStats.of(chunk))
+        if stats.n < self._min_samples:
+            raise ValueError(f"Found {stats.n} sample(s) in {source!r}; need at least "
+                             f"{self._min_samples}.")
+        self._stats = self._global(stats)
+        self._fit_stats(self._stats)
+        self._set_log_evidence(self._stats)
+        return self
+
+    def partial_fit(self, Y, y=None):
+        """Add a chunk of rows and leave the exact maximum-likelihood model of every row seen.
+
+        The running count, mean and scatter are merged in float64 with Chan et al.'s pairwise
+        update (no raw sums of squares), so after any sequence of chunks the model equals
+        :meth:`fit` on their concatenation. Under torch.distributed each call merges the chunk
+        statistics of all ranks.
+        """
+        first = not hasattr(self, "_stats")
+        if first:
+            self._setup(Y)
+        Yt = self._validate_Y(Y, reset=first)
+        if first:
+            self._check_data_hyperparameters(Yt)
+        chunk = self._global(self._stats_of(Yt))
+        self._stats = chunk if first else self._stats.merge(chunk)
+        self._fit_stats(self._stats)
+        self._set_log_evidence(self._stats)
+        return self
 
     def _set_log_evidence(self, stats: GaussianStats) -> None:
         # The total log p(Y) follows from the statistics alone: no second pass over the data.
@@ -106,3 +171,15 @@ class LinearGaussianModel(LatentVariableModel):
         check_is_fitted(self)
         C = self._W @ self._W.T + torch.diag(self._noise)
         return C.cpu().numpy()
+
+
+def _open_array(source):
+    """A memmap as it is; an .npy path opened memory-mapped (read-only, nothing loaded)."""
+    if isinstance(source, np.memmap):
+        return source
+    path = os.fspath(source)
+    if not path.endswith(".npy"):
+        raise ValueError(f"fit() takes an array, a numpy.memmap or an .npy file path; got {path!r}.")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No .npy file at {path}.")
+    return np.load(path, mmap_mode="r")

@@ -56,15 +56,14 @@ class GaussianStats:
 
     def all_reduce(self) -> "GaussianStats":
         """The statistics of the union of every rank's rows (torch.distributed, two all-reduces)."""
-        import torch.distributed as dist
+        from .._distributed import all_reduce_sum
 
         dev = self.mean.device
         nm = torch.cat([torch.tensor([float(self.n)], dtype=torch.float64, device=dev),
                         self.mean * self.n])
-        dist.all_reduce(nm)
+        nm = all_reduce_sum(nm)
         n = int(round(float(nm[0])))
         mean = nm[1:] / n
         d = self.mean - mean
-        scatter = self.scatter + torch.outer(d, d) * self.n
-        dist.all_reduce(scatter)
+        scatter = all_reduce_sum(self.scatter + torch.outer(d, d) * self.n)
         return GaussianStats(n, mean, scatter)

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .._distributed import is_distributed
 from ._linear import LinearGaussianModel
 from ._stats import DEFAULT_CHUNK, GaussianStats
 
@@ -105,7 +106,7 @@ class PPCA(LinearGaussianModel):
             )
 
     def _fit(self, Y):
-        if Y.shape[0] < Y.shape[1] and self.n_components != "auto":
+        if Y.shape[0] < Y.shape[1] and self.n_components != "auto" and not is_distributed():
             # Fewer samples than features: the thin SVD of the centred data is cheaper than a
             # D x D eigendecomposition, and gives the same spectrum (padded with zeros).
             Y64 = Y.to(torch.float64)
