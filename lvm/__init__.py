@@ -13,6 +13,7 @@ is exact, a lower bound or an estimate.
 from . import datasets, evidence
 from ._training import NumericalError
 from .compare import compare
+from .gplvm import BayesianGPLVM
 from .linear import PPCA, FactorAnalysis
 from .vae import VAE
 
@@ -22,6 +23,7 @@ __all__ = [
     "PPCA",
     "FactorAnalysis",
     "VAE",
+    "BayesianGPLVM",
     "compare",
     "NumericalError",
     "datasets",

@@ -24,9 +24,10 @@ GPyTorch has none, so they are written here, in closed form (Titsias & Lawrence,
   psi_0 = sum_q v_q (mu_q^2 + s_q), Psi_1 = mu diag(v) Z^T,
   Psi_2 = Z diag(v) (mu^T mu + diag(sum_n s_n)) diag(v) Z^T.
 
-The squared distances are expanded into matrix products, so nothing of size N x M x M x Q is formed;
-the sum over n in Psi_2 runs over row chunks with activation checkpointing when N x M^2 is large, so
-memory stays O(chunk x M^2).
+The squared distances are expanded into one matrix product of (N, 2Q+1) by (2Q+1, K) features, so
+nothing of size N x M x M x Q is formed, and only the M (M+1) / 2 pairs m <= m' of the symmetric
+Psi_2 are computed; its sum over n runs over row chunks with activation checkpointing when N is
+large, so memory stays O(chunk x M^2).
 """
 
 from __future__ import annotations
@@ -54,45 +55,50 @@ def _rbf_parts(kernel):
     return kernel.outputscale, base.lengthscale.reshape(-1) ** 2
 
 
-def _sqdist_weighted(mu, w, Z):
-    """sum_q w_nq (mu_nq - z_mq)^2 for all n, m as matrix products: (N, M)."""
-    d = (w * mu * mu).sum(-1, keepdim=True) - 2.0 * (w * mu) @ Z.T + w @ (Z * Z).T
-    return d.clamp_min(0.0)
-
-
-def _rbf_psi2_log_terms(mu, var, Z, l2):
-    """log of the n-dependent factor of Psi_2 for every pair (m, m'), flattened: (N, M*M)."""
-    M = Z.shape[0]
-    zbar = (0.5 * (Z.unsqueeze(1) + Z.unsqueeze(0))).reshape(M * M, -1)
-    a = 1.0 / (l2 + 2.0 * var)
-    quad = _sqdist_weighted(mu, a, zbar)
-    return -0.5 * torch.log1p(2.0 * var / l2).sum(-1, keepdim=True) - quad
+def _log_gauss_terms(mu, w, centres):
+    """-sum_q w_nq (mu_nq - c_kq)^2 / 2 for all n, k, as one matrix product of (N, 2Q+1) features
+    with (K, 2Q+1) features (no N x K x Q intermediate): (N, K)."""
+    F = torch.cat([-0.5 * (w * mu * mu).sum(-1, keepdim=True), w * mu, -0.5 * w], dim=-1)
+    G = torch.cat([torch.ones_like(centres[:, :1]), centres, centres * centres], dim=-1)
+    return F @ G.T
 
 
 def _rbf(kernel, mu, var, Z, per_point):
     sf2, l2 = _rbf_parts(kernel)
     N, M = mu.shape[0], Z.shape[0]
     psi0 = sf2.expand(N)
-    b = 1.0 / (l2 + var)
-    log_psi1 = -0.5 * torch.log1p(var / l2).sum(-1, keepdim=True) - 0.5 * _sqdist_weighted(mu, b, Z)
+    log_psi1 = _log_gauss_terms(mu, 1.0 / (l2 + var), Z) - 0.5 * torch.log1p(var / l2).sum(-1, keepdim=True)
     psi1 = sf2 * torch.exp(log_psi1)
-    dz = (((Z.unsqueeze(1) - Z.unsqueeze(0)) ** 2) / l2).sum(-1)  # (M, M)
-    front = sf2 * sf2 * torch.exp(-0.25 * dz)
-    if per_point:
-        psi2 = front * torch.exp(_rbf_psi2_log_terms(mu, var, Z, l2)).reshape(N, M, M)
-        return PsiStatistics(psi0, psi1, psi2)
+    # Psi_2 is symmetric in (m, m'): only the M (M + 1) / 2 pairs m <= m' are computed.
+    iu = torch.triu_indices(M, M, device=Z.device)
+    zbar = 0.5 * (Z[iu[0]] + Z[iu[1]])  # (K, Q)
+    front = sf2 * sf2 * torch.exp(-0.25 * (((Z[iu[0]] - Z[iu[1]]) ** 2) / l2).sum(-1))  # (K,)
 
-    def chunk_sum(m, v, z, l):
-        return torch.exp(_rbf_psi2_log_terms(m, v, z, l)).sum(0)
+    def log_terms(m, v):
+        w = 1.0 / (l2 + 2.0 * v)
+        # The -(1/2) log(1 + 2 s / l^2) prefactor rides in the first feature column.
+        return _log_gauss_terms(m, 2.0 * w, zbar) - 0.5 * torch.log1p(2.0 * v / l2).sum(-1, keepdim=True)
+
+    def unpack(vals):  # (..., K) -> (..., M, M)
+        out = vals.new_zeros(vals.shape[:-1] + (M, M))
+        out[..., iu[0], iu[1]] = vals
+        out[..., iu[1], iu[0]] = vals
+        return out
+
+    if per_point:
+        return PsiStatistics(psi0, psi1, unpack(front * torch.exp(log_terms(mu, var))))
+
+    def chunk_sum(m, v):
+        return torch.exp(log_terms(m, v)).sum(0)
 
     if N <= PSI2_CHUNK:
-        total = chunk_sum(mu, var, Z, l2)
+        total = chunk_sum(mu, var)
     else:
         total = 0.0
         for i in range(0, N, PSI2_CHUNK):
-            total = total + checkpoint(chunk_sum, mu[i:i + PSI2_CHUNK], var[i:i + PSI2_CHUNK], Z, l2,
+            total = total + checkpoint(chunk_sum, mu[i:i + PSI2_CHUNK], var[i:i + PSI2_CHUNK],
                                        use_reentrant=False)
-    return PsiStatistics(psi0, psi1, front * total.reshape(M, M))
+    return PsiStatistics(psi0, psi1, unpack(front * total))
 
 
 def _linear(kernel, mu, var, Z, per_point):
