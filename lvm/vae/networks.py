@@ -22,8 +22,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..evidence import gaussian_kl_standard
-
 __all__ = [
     "ACTIVATIONS",
     "LIKELIHOODS",
@@ -33,6 +31,7 @@ __all__ = [
     "GaussianLikelihood",
     "BernoulliLikelihood",
     "VAEModule",
+    "kl_standard",
 ]
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -99,7 +98,7 @@ class GaussianLikelihood(nn.Module):
         """log N(y; f, diag(noise)) summed over the last dimension; broadcasts over leading ones."""
         noise = self.noise
         D = y.shape[-1]
-        log_det = torch.log(noise).sum() if noise.shape[0] > 1 else D * torch.log(noise[0])
+        log_det = torch.log(noise).sum() * (D // noise.shape[0])  # shared: D log sigma^2
         return -0.5 * (((y - f) ** 2 / noise).sum(-1) + log_det + D * _LOG_2PI)
 
     def mean(self, f: torch.Tensor) -> torch.Tensor:
@@ -126,6 +125,15 @@ class BernoulliLikelihood(nn.Module):
 
     def sample(self, f: torch.Tensor, generator=None) -> torch.Tensor:
         return torch.bernoulli(torch.sigmoid(f), generator=generator)
+
+
+def kl_standard(mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag exp(log_var)) || N(0, I)) summed over the last dimension.
+
+    :func:`lvm.evidence.gaussian_kl_standard` in terms of the log-variance the encoder outputs,
+    which saves the exp/log round trip on every training step.
+    """
+    return 0.5 * (torch.exp(log_var) + mu * mu - 1.0 - log_var).sum(-1)
 
 
 #: Likelihoods by name.
@@ -157,7 +165,7 @@ class VAEModule(nn.Module):
         self.n_components = int(n_components)
 
     def encode(self, y: torch.Tensor):
-        """Posterior mean and variance, each of shape (n, K)."""
+        """Posterior mean and log-variance, each of shape (n, K)."""
         out = self.encoder(y)
         if isinstance(out, (tuple, list)):
             if len(out) != 2:
@@ -180,13 +188,13 @@ class VAEModule(nn.Module):
                 f"{tuple(log_var.shape)}; both must be (n, n_components) = "
                 f"({y.shape[0]}, {self.n_components})."
             )
-        return mu, torch.exp(log_var)
+        return mu, log_var
 
     def forward(self, y: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """ELBO per data point, shape (n,), with the reparameterization x = mu + sigma * eps."""
-        mu, var = self.encode(y)
-        x = mu + torch.sqrt(var) * eps
-        return self.likelihood.log_prob(y, self.decoder(x)) - gaussian_kl_standard(mu, var)
+        mu, log_var = self.encode(y)
+        x = mu + torch.exp(0.5 * log_var) * eps
+        return self.likelihood.log_prob(y, self.decoder(x)) - kl_standard(mu, log_var)
 
     def log_weights(self, y: torch.Tensor, eps: torch.Tensor, proposal: str = "encoder"):
         """log p(y, x_s) - log r(x_s) for x_s ~ r, shape (S, n); ``eps`` is (S, n, K) or (S, 1, K).
@@ -197,9 +205,8 @@ class VAEModule(nn.Module):
         if proposal == "prior":
             x = eps.expand(eps.shape[0], y.shape[0], eps.shape[-1])
             return self.likelihood.log_prob(y, self.decoder(x))
-        mu, var = self.encode(y)
-        std = torch.sqrt(var)
-        x = mu + std * eps
+        mu, log_var = self.encode(y)
+        x = mu + torch.exp(0.5 * log_var) * eps
         log_prior = -0.5 * (x * x + _LOG_2PI).sum(-1)
-        log_q = -0.5 * (eps * eps + _LOG_2PI).sum(-1) - torch.log(std).sum(-1)
+        log_q = -0.5 * ((eps * eps + _LOG_2PI).sum(-1) + log_var.sum(-1))
         return self.likelihood.log_prob(y, self.decoder(x)) + log_prior - log_q
