@@ -63,16 +63,11 @@ class LinearGaussianModel(LatentVariableModel):
         return stats.all_reduce()
 
     def _fit_streaming(self, source):
-        array = _open_array(source)
-        if array.ndim != 2:
-            raise ValueError(
-                f"Expected a 2-D array of shape (n_samples, n_features) in {source!r}, got shape "
-                f"{array.shape}."
-            )
-        self._setup(array[:1])
+        reader = _ChunkReader(source, self.chunk_size)
+        self._setup(np.empty((0, 0), dtype=reader.dtype))
         stats, first = GaussianStats(0, None, None), True
-        for rows in chunk_rows(array.shape[0], self.chunk_size):
-            chunk = self._validate_Y(np.asarray(array[rows]), reset=first)
+        for block in reader:
+            chunk = self._validate_Y(block, reset=first)
             if first:
                 self._check_data_hyperparameters(chunk)
                 first = False
@@ -173,13 +168,54 @@ class LinearGaussianModel(LatentVariableModel):
         return C.cpu().numpy()
 
 
-def _open_array(source):
-    """A memmap as it is; an .npy path opened memory-mapped (read-only, nothing loaded)."""
-    if isinstance(source, np.memmap):
-        return source
-    path = os.fspath(source)
-    if not path.endswith(".npy"):
-        raise ValueError(f"fit() takes an array, a numpy.memmap or an .npy file path; got {path!r}.")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"No .npy file at {path}.")
-    return np.load(path, mmap_mode="r")
+class _ChunkReader:
+    """Blocks of rows from a numpy.memmap, or from an .npy file read with plain file reads.
+
+    Reading the file (rather than memory-mapping it) keeps the page cache out of the process's
+    resident memory, so a 10^7-row file fits in memory independent of N.
+    """
+
+    def __init__(self, source, chunk_size):
+        self.chunk_size = chunk_size
+        if isinstance(source, np.memmap):
+            self.array, self.path = source, None
+            if source.ndim != 2:
+                raise ValueError(f"Expected a 2-D memmap of shape (n_samples, n_features), got "
+                                 f"shape {source.shape}.")
+            self.shape, self.dtype = source.shape, source.dtype
+            return
+        path = os.fspath(source)
+        if not path.endswith(".npy"):
+            raise ValueError(
+                f"fit() takes an array, a numpy.memmap or an .npy file path; got {path!r}."
+            )
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"No .npy file at {path}.")
+        self.array, self.path = None, path
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(f)
+            self.offset = f.tell()
+        if len(shape) != 2 or fortran or dtype.hasobject:
+            raise ValueError(
+                f"{path} must hold a 2-D C-ordered numeric array (n_samples, n_features); it has "
+                f"shape {shape}{' in Fortran order' if fortran else ''} and dtype {dtype}."
+            )
+        self.shape, self.dtype = shape, dtype
+
+    def __iter__(self):
+        n, d = self.shape
+        if self.array is not None:
+            for rows in chunk_rows(n, self.chunk_size):
+                yield np.array(self.array[rows])
+            return
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            for rows in chunk_rows(n, self.chunk_size):
+                m = rows.stop - rows.start
+                block = np.fromfile(f, dtype=self.dtype, count=m * d)
+                if block.size != m * d:
+                    raise ValueError(f"{self.path} is truncated: expected {n} rows of {d}.")
+                yield block.reshape(m, d)
