@@ -67,3 +67,10 @@ def test_console_script_exit_status(tmp_path):
     r = subprocess.run([sys.executable, "-m", "lvm", "embed", "--data", str(tmp_path / "no.npy")],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "error" in r.stderr
+
+
+def test_demo_linear_families_end_to_end(tmp_path, capsys):
+    assert main(["demo", "--models", "ppca,fa", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "exact" in out and "held-out" in out
+    assert (tmp_path / "demo.png").stat().st_size > 20_000
