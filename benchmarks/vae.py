@@ -15,6 +15,9 @@ is fixed to 1 (its "mse" loss), so its log p(y) is evaluated with sigma^2 = 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import logging
 import math
 import statistics
 import tempfile
@@ -110,6 +113,7 @@ def pythae_vae(Y, *, K, hidden, epochs, batch_size, lr, device, seed):
     from pythae.pipelines import TrainingPipeline
     from pythae.trainers import BaseTrainerConfig
 
+    logging.getLogger("pythae").setLevel(logging.WARNING)
     torch.manual_seed(seed)
     D = Y.shape[1]
     enc_net, dec_net = mlps(D, K, hidden)
@@ -140,7 +144,8 @@ def pythae_vae(Y, *, K, hidden, epochs, batch_size, lr, device, seed):
         pipeline = TrainingPipeline(training_config=trainer, model=model)
         sync(device)
         t0 = time.perf_counter()
-        pipeline(train_data=np.asarray(Y), eval_data=None)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            pipeline(train_data=np.asarray(Y), eval_data=None)  # its logs and progress bars
         sync(device)
         seconds = time.perf_counter() - t0
     model = model.to(device).eval()

@@ -421,6 +421,7 @@ class VAE(LatentVariableModel):
 
     def _fit(self, Y: torch.Tensor) -> None:
         n = Y.shape[0]
+        self._gather_counts(n, Y.shape[1])  # under torch.distributed: same features on every rank
         self._initialize(Y)
         Y_val = None
         if self.validation_fraction > 0:
@@ -457,9 +458,11 @@ class VAE(LatentVariableModel):
             self._setup(Y)
             Yt = self._validate_Y(Y, reset=True, min_samples=1)
             self._check_data_hyperparameters(Yt)
+            self._gather_counts(*Yt.shape)
             self._initialize(Yt)
         else:
             Yt = self._validate_Y(Y, reset=False)
+            self._gather_counts(*Yt.shape)
         self._train(self._wrapped(), Yt, None, 1, None)
         self._set_fitted_attributes()
         return self

@@ -1,6 +1,7 @@
 """Shared problems for the VAE tests: PPCA data and standardized digits with a fixed split."""
 
 import numpy as np
+import torch
 import pytest
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
@@ -22,3 +23,13 @@ def digits_split():
     scaler = StandardScaler().fit(Y_tr)
     return (scaler.transform(Y_tr).astype(np.float32), scaler.transform(Y_te).astype(np.float32),
             l_tr, l_te)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_intra_op_thread():
+    """CI-sized networks gain nothing from intra-op threads, and on a loaded machine their
+    synchronization makes each step many times slower; run the VAE tests on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
