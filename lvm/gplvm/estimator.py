@@ -446,7 +446,9 @@ class BayesianGPLVM(LatentVariableModel):
                         mu, var = latent()
                         value = (post.expected_log_likelihood(y, mu, var, eps)
                                  - latent.kl(mu, var)).sum()
-                        (-value / y.shape[0]).backward()
+                        # The sum, not the mean: each row's gradient (and so its Adam step) must
+                        # not depend on how many other rows are being fitted.
+                        (-value).backward()
                         opt.step()
                     return value.detach() / y.shape[0]
 

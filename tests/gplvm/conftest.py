@@ -1,0 +1,41 @@
+"""Shared problems and settings for the GPLVM tests."""
+
+import numpy as np
+import pytest
+import torch
+
+import lvm
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # These problems are tiny: on a shared 2-core machine intra-op threads cost more in
+    # synchronization than they gain, so each test runs single-threaded (restored afterwards).
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def ppca_data():
+    return lvm.datasets.make_ppca(400, 5, 2, noise=0.1, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def oil():
+    try:
+        d = lvm.datasets.load_oil_flow()
+    except lvm.datasets.DataFileNotFoundError as exc:
+        pytest.skip(str(exc))
+    Y = (d.Y - d.Y.mean(0)) / d.Y.std(0)
+    return Y, d.labels
+
+
+def one_nn_accuracy(X, labels):
+    """10-fold cross-validated 1-nearest-neighbour accuracy."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    cv = StratifiedKFold(10, shuffle=True, random_state=0)
+    return float(cross_val_score(KNeighborsClassifier(1), X, labels, cv=cv).mean())
