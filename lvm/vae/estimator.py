@@ -155,6 +155,23 @@ class VAE(LatentVariableModel):
     n_components_ : int
     n_features_in_ : int
 
+    Notes
+    -----
+    **Out of core.** :meth:`partial_fit` runs one pass of minibatch steps over each chunk it is
+    given, keeping Adam's state between calls.
+
+    **Data parallel.** When :mod:`torch.distributed` is initialized (e.g. under ``torchrun``, with
+    ``gloo`` on CPUs or ``nccl`` on GPUs), each rank calls ``fit`` / ``partial_fit`` with its own
+    rows: the networks are wrapped in :class:`~torch.nn.parallel.DistributedDataParallel`, which
+    starts every rank from rank 0's weights and averages the gradients, so all ranks end with the
+    same model. ``batch_size`` is per rank; shards may differ in size (every rank takes as many
+    steps as the largest shard needs, the smaller ones in smaller batches, and each step's loss is
+    weighted so that the gradient is that of the mean ELBO over the global batch). The training
+    and validation ELBO, hence early stopping, and :meth:`score` / :meth:`elbo` are reduced over
+    the ranks; :meth:`score_samples` stays per row and local. Every rank must call these methods
+    together, and a data error raised on one rank only (e.g. Bernoulli data outside [0, 1]) leaves
+    the others waiting.
+
     See Also
     --------
     lvm.PPCA : the linear-Gaussian model with exact evidence (a linear VAE's optimum).
@@ -251,8 +268,8 @@ class VAE(LatentVariableModel):
         """The networks and likelihood, initialized from ``random_state`` alone."""
         n, D = Y.shape
         K = int(self.n_components)
-        devices = [self._device] if self._device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        # The networks are built on the CPU (then moved), so only the CPU RNG needs forking.
+        with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self._seed())
             hidden = tuple(int(h) for h in self.hidden_sizes)
             if self.encoder is None:
@@ -270,7 +287,7 @@ class VAE(LatentVariableModel):
             else:
                 decoder = copy.deepcopy(self.decoder)
             if self.likelihood == "gaussian":
-                var = Y.var(0, unbiased=False).to(torch.float64).cpu() if n > 1 else \
+                var = Y.var(0, correction=0).to(torch.float64).cpu() if n > 1 else \
                     torch.ones(D, dtype=torch.float64)
                 scale = max(float(var.mean()), 1e-12)
                 init = var.mean() if self.noise == "shared" else var
@@ -337,7 +354,10 @@ class VAE(LatentVariableModel):
             return self.module_
         from torch.nn.parallel import DistributedDataParallel
 
-        ids = [self._device] if self._device.type == "cuda" else None
+        ids = None
+        if self._device.type == "cuda":
+            index = self._device.index
+            ids = [torch.cuda.current_device() if index is None else index]
         return DistributedDataParallel(self.module_, device_ids=ids)
 
     # ------------------------------------------------------------------ training
