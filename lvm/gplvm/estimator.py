@@ -26,6 +26,8 @@ __all__ = ["BayesianGPLVM"]
 
 #: Initial variance of every q(x_n) coordinate (the PCA init has unit variance per latent dim).
 _LATENT_VAR_INIT = 0.1
+#: Initial noise variance as a fraction of the data's mean variance per feature.
+_NOISE_INIT_FRACTION = 0.1
 #: Optimizer steps grouped into one call of the training loop's ``epoch`` (one host read-back each).
 _STEPS_PER_EPOCH = {"lbfgs": 20, "adam": 50}
 #: Default step sizes.
@@ -243,7 +245,7 @@ class BayesianGPLVM(LatentVariableModel):
         likelihood = gpytorch.likelihoods.GaussianLikelihood(
             noise_constraint=gpytorch.constraints.GreaterThan(1e-6 * float(variance))
         ).to(device=dev, dtype=dt)
-        likelihood.noise = 0.1 * variance
+        likelihood.noise = _NOISE_INIT_FRACTION * variance
         var0 = torch.full((N, Q), _LATENT_VAR_INIT, device=dev, dtype=dt)
         if self.encoder:
             latent = EncoderLatent(torch.zeros(D, device=dev, dtype=dt), projection, _LATENT_VAR_INIT,
