@@ -43,7 +43,8 @@ def mlps(D, K, hidden):
     rsizes = (K, *hidden[::-1])
     for a, b in zip(rsizes[:-1], rsizes[1:]):
         dec += [nn.Linear(a, b), nn.ReLU()]
-    return nn.Sequential(*enc, nn.Linear(sizes[-1], 2 * K)), nn.Sequential(*dec, nn.Linear(rsizes[-1], D))
+    encoder = nn.Sequential(*enc, nn.Linear(sizes[-1], 2 * K))
+    return encoder, nn.Sequential(*dec, nn.Linear(rsizes[-1], D))
 
 
 def sync(device):
@@ -65,7 +66,8 @@ def hand_loop(Y, *, K, hidden, epochs, batch_size, lr, device, seed, dataloader)
         batches = lambda: (b[0].to(device, non_blocking=True) for b in loader)  # noqa: E731
     else:
         Yt = torch.as_tensor(Y, device=device)
-        batches = lambda: (Yt[i] for i in torch.randperm(len(Yt), device=device).split(batch_size))  # noqa: E731
+        batches = lambda: (  # noqa: E731
+            Yt[i] for i in torch.randperm(len(Yt), device=device).split(batch_size))
     sync(device)
     t0 = time.perf_counter()
     for _ in range(epochs):

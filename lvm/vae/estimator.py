@@ -1,4 +1,4 @@
-"""The variational autoencoder as an lvm estimator: the ELBO on the shared base and training loop."""
+"""The variational autoencoder as an lvm estimator: the ELBO on the shared base and loop."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ _EVAL_ELEMENTS = 2**23
 
 
 class EvidenceEstimate(NamedTuple):
-    """What :meth:`VAE.log_evidence` returns: always these two arrays (or tensors), in this order."""
+    """What :meth:`VAE.log_evidence` returns: always these two arrays (or tensors), in order."""
 
     #: Estimated log p(y) per data point, in nats, shape (n_samples,).
     log_evidence: np.ndarray
@@ -74,8 +74,8 @@ class VAE(LatentVariableModel):
     with :math:`f_\theta` a neural network: Gaussian :math:`\mathcal N(f_\theta(x), \sigma^2 I)`
     (:math:`\sigma^2` learned, one value or one per feature) or Bernoulli with logits
     :math:`f_\theta(x)`. An encoder gives the approximate posterior
-    :math:`q_\phi(x \mid y) = \mathcal N(\mu_\phi(y), \mathrm{diag}\,\sigma_\phi^2(y))`, and training
-    maximizes, with Adam on minibatches and :math:`x = \mu + \sigma \odot \epsilon`,
+    :math:`q_\phi(x \mid y) = \mathcal N(\mu_\phi(y), \mathrm{diag}\,\sigma_\phi^2(y))`, and
+    training maximizes, with Adam on minibatches and :math:`x = \mu + \sigma \odot \epsilon`,
     :math:`\epsilon \sim \mathcal N(0, I)`,
 
     .. math::
@@ -103,7 +103,8 @@ class VAE(LatentVariableModel):
     hidden_sizes : tuple of int, default=(256, 256)
         Widths of the encoder's hidden layers; the decoder mirrors them. ``()`` gives affine
         encoder and decoder (a linear VAE, whose optimum is PPCA's maximum-likelihood model).
-    activation : {"relu", "tanh", "elu", "gelu", "softplus", "leaky_relu", "sigmoid"}, default="relu"
+    activation : {"relu", "tanh", "elu", "gelu", "softplus", "leaky_relu", "sigmoid"}, \
+            default="relu"
     likelihood : {"gaussian", "bernoulli"}, default="gaussian"
         ``"bernoulli"`` needs data in [0, 1] (binary, or intensities scaled to [0, 1]).
     noise : {"shared", "per_feature"}, default="shared"

@@ -74,7 +74,7 @@ def build_decoder(n_components: int, n_features: int, hidden_sizes=(256, 256), a
 
 
 class GaussianLikelihood(nn.Module):
-    """y | f ~ N(f, diag(noise)), with ``noise`` learned: one value (``n_noise=1``) or one per feature.
+    """y | f ~ N(f, diag(noise)), ``noise`` learned: one value (``n_noise=1``) or one per feature.
 
     The variance is stored raw with a softplus transform and a floor, ``noise = softplus(raw_noise)
     + min_noise``, so it stays positive whatever the optimizer does.
@@ -178,8 +178,9 @@ class VAEModule(nn.Module):
             K = self.n_components
             if out.dim() != 2 or out.shape[-1] != 2 * K:
                 raise ValueError(
-                    f"The encoder returned shape {tuple(out.shape)}; expected (n, 2 * n_components) "
-                    f"= (n, {2 * K}) (means, then log-variances) or a pair (mu, log_var)."
+                    f"The encoder returned shape {tuple(out.shape)}; expected "
+                    f"(n, 2 * n_components) = (n, {2 * K}) (means, then log-variances) or a pair "
+                    "(mu, log_var)."
                 )
             mu, log_var = out[:, :K], out[:, K:]
         if mu.shape != (y.shape[0], self.n_components) or log_var.shape != mu.shape:

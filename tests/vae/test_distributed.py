@@ -1,4 +1,4 @@
-"""Out-of-core and data-parallel VAE fits: ``partial_fit``, and a 2-process gloo run spawned here."""
+"""Out-of-core and data-parallel VAE fits: ``partial_fit``, and a 2-process gloo run."""
 
 import os
 import socket
@@ -117,7 +117,10 @@ def test_partial_fit_streams_chunks_and_keeps_optimizer_state(digits_split):
     chunks = np.array_split(Y_tr, 4)
     vae.partial_fit(chunks[0])
     first = vae.score(Y_te)
-    steps = lambda: max(int(s["step"]) for s in vae._optimizer.state_dict()["state"].values())  # noqa: E731
+
+    def steps():
+        return max(int(s["step"]) for s in vae._optimizer.state_dict()["state"].values())
+
     assert steps() == 3  # ceil(360 / 128)
     for _ in range(3):
         for chunk in chunks:
