@@ -34,6 +34,8 @@ _STEPS_PER_EPOCH = {"lbfgs": 20, "adam": 50}
 _LEARNING_RATE = {"lbfgs": 1.0, "adam": 0.01}
 #: Starting jitter on K_uu per dtype; each numerical failure multiplies it by 10.
 _JITTER = {torch.float64: 1e-6, torch.float32: 1e-4}
+#: Training rows kept (with their q(x) means) to start new points' q(x*) from the nearest one.
+_BANK_SIZE = 20000
 #: Rows per chunk when fitting q(x*) for new points and estimating their evidence.
 _ROW_CHUNK = 1024
 
@@ -261,6 +263,8 @@ class BayesianGPLVM(LatentVariableModel):
             self._init_q_u(model, Yc)
         dist.broadcast_module(model.gp)
         dist.broadcast_module(model.likelihood)
+        if self.encoder:
+            dist.broadcast_module(model.latent)
         return model
 
     def _init_q_u(self, model, Yc):
@@ -280,14 +284,16 @@ class BayesianGPLVM(LatentVariableModel):
             raise ValueError("torch.distributed is initialized, but inference='collapsed' fits one "
                              "process's rows; use inference='svi' for a data-parallel fit.")
         self.n_iter_ = 0
+        for stale in ("_bank_Y", "_bank_mu"):
+            self.__dict__.pop(stale, None)
         Y_mean, Yc, n_total = self._prepare(Y)
         self._model = model = self._build(Yc, n_total, self._projection, self._fracs, self._evals)
-        self._y_train = Yc
         if self.inference == "collapsed":
             result = self._fit_collapsed(model, Yc)
         else:
             self._make_svi_optimizer(model)
             result = self._fit_svi(model, Yc, self.max_iter, tol=self.tol)
+        self._bank(Yc)
         self._record(result)
 
     def _prepare(self, Y):
@@ -349,22 +355,39 @@ class BayesianGPLVM(LatentVariableModel):
         self.elbo_ = float(value) / N
         return result
 
+    def _global_parameters(self, model):
+        """Parameters shared by all rows (synchronized across ranks): everything but per-point q(x)."""
+        params = list(model.gp.parameters()) + list(model.likelihood.parameters())
+        if self.encoder:
+            params += list(model.latent.parameters())
+        return params
+
     def _make_svi_optimizer(self, model):
         lr = self.learning_rate or _LEARNING_RATE["adam"]
-        self._optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        self._optimizer = torch.optim.Adam(self._global_parameters(model), lr=lr)
         self._steps_per_epoch = None
 
-    def _svi_epoch_fn(self, model, Yc, index_offset=0):
-        """One pass of minibatch steps over ``Yc``; returns the bound per point (a 0-d tensor)."""
-        opt = self._optimizer
+    def _local_optimizer(self, model):
+        """Adam over the per-point q(x) in ``model.latent`` (None with an encoder)."""
+        if self.encoder:
+            return None
+        return torch.optim.Adam(model.latent.parameters(), lr=self.learning_rate or _LEARNING_RATE["adam"])
+
+    def _svi_epoch_fn(self, model, Yc, local_opt, rows_total=None):
+        """One pass of minibatch steps over ``Yc``; returns the bound per point (a 0-d tensor).
+
+        The data term of each minibatch is scaled to ``rows_total`` rows (this rank's rows; for
+        ``partial_fit``, its share of all rows seen so far).
+        """
+        opts = [self._optimizer] + ([local_opt] if local_opt is not None else [])
         elbo = SVIELBO(model, num_data=self._n_total, kl_u_weight=1.0 / dist.world_size())
         N = Yc.shape[0]
         B = min(self.batch_size, N)
         n_batches = dist.max_int(math.ceil(N / B))  # equal step counts on every rank
         gen = self._generator
-        globals_ = list(model.gp.parameters()) + list(model.likelihood.parameters())
-        if self.encoder:
-            globals_ += list(model.latent.parameters())
+        globals_ = self._global_parameters(model)
+        rows = N if rows_total is None else rows_total
+        n_global = dist.all_reduce_sum(torch.tensor(float(rows), dtype=Yc.dtype, device=Yc.device))
 
         def epoch():
             model.train()
@@ -373,18 +396,21 @@ class BayesianGPLVM(LatentVariableModel):
             for i in range(n_batches):
                 start = (i * B) % N  # ranks with fewer rows wrap around
                 idx = perm[start:start + B]
-                opt.zero_grad()
-                value = elbo(Yc[idx], idx + index_offset, gen, rows_total=N)
+                for opt in opts:
+                    opt.zero_grad()
+                value = elbo(Yc[idx], idx, gen, rows_total=rows)
                 (-value / self._n_total).backward()
                 dist.all_reduce_grads(globals_)
-                opt.step()
+                for opt in opts:
+                    opt.step()
                 total = total + value.detach()
-            return dist.all_reduce_sum(total / n_batches) / self._n_total
+            return dist.all_reduce_sum(total / n_batches) / n_global
 
         return epoch
 
-    def _fit_svi(self, model, Yc, n_epochs, tol, index_offset=0):
-        epoch = self._svi_epoch_fn(model, Yc, index_offset)
+    def _fit_svi(self, model, Yc, n_epochs, tol, rows_total=None):
+        local_opt = self._local_optimizer(model)
+        epoch = self._svi_epoch_fn(model, Yc, local_opt, rows_total)
 
         def on_failure(retry):
             self._jitter *= 10.0
@@ -398,6 +424,60 @@ class BayesianGPLVM(LatentVariableModel):
         self.elbo_ = result.history[-1]["train"] if result.history else float("nan")
         return result
 
+    def partial_fit(self, Y, y=None):
+        """One pass of SVI minibatch steps over the rows ``Y`` (``inference="svi"`` only).
+
+        The first call initializes the model from this chunk (its mean and PCA, as :meth:`fit`
+        does). Each chunk's rows are treated as new points: their q(x) are first fitted locally with
+        the global parameters (kernel, inducing inputs, q(u), noise) frozen, then one pass of
+        minibatch steps updates them together with the global parameters, whose Adam state is kept
+        between calls. The data term is scaled to the number of rows seen so far (over all ranks
+        under torch.distributed), as if the chunk were a minibatch of them; ``elbo_`` is that
+        estimate per point. ``latent_mean_`` and ``latent_var_`` grow with the rows seen.
+
+        Parameters
+        ----------
+        Y : array-like or torch.Tensor of shape (n_samples, n_features)
+        y : Ignored
+
+        Returns
+        -------
+        self
+        """
+        first = not hasattr(self, "_model")
+        if first:
+            self._setup(Y)
+        if self.inference != "svi":
+            raise ValueError(
+                "partial_fit needs inference='svi': the collapsed bound couples all rows through "
+                "Psi_2 and has no minibatch form. Use BayesianGPLVM(inference='svi') or fit()."
+            )
+        if first:
+            Yt = self._validate_Y(Y, reset=True, min_samples=self._min_samples)
+            self._check_data_hyperparameters(Yt)
+            self.n_iter_ = 0
+            for stale in ("_bank_Y", "_bank_mu"):
+                self.__dict__.pop(stale, None)
+            _, Yc, _ = self._prepare(Yt)
+            self._model = model = self._build(Yc, self._n_total, self._projection, self._fracs, self._evals)
+            self._make_svi_optimizer(model)
+        else:
+            Yt = self._validate_Y(Y, reset=False)
+            model = self._model
+            Yc = Yt - self._mean
+            self._n_total += int(dist.all_reduce_sum(torch.tensor(float(Yc.shape[0]))).item())
+            if not self.encoder:
+                mu, var = self._fit_new_latents(Yc)
+                model.latent = PointLatent(mu, var)
+        result = self._fit_svi(model, Yc, 1, tol=None, rows_total=self._n_total / dist.world_size())
+        self._bank(Yc)
+        if not self.encoder and not first:
+            with torch.no_grad():
+                self.latent_mean_ = np.concatenate([self.latent_mean_, model.latent.mu.cpu().numpy()])
+                self.latent_var_ = np.concatenate([self.latent_var_, model.latent.var.cpu().numpy()])
+        self._record(result, set_latent=first)
+        return self
+
     def _freeze_svi(self, model):
         with torch.no_grad():
             q = model.strategy.variational_distribution
@@ -406,14 +486,14 @@ class BayesianGPLVM(LatentVariableModel):
             self._posterior_model = InducingPosterior(model.kernel, model.inducing_points, L,
                                                       q.mean.T.contiguous(), root, model.noise)
 
-    def _record(self, result):
+    def _record(self, result, set_latent=True):
         model = self._model
         self.history_ = result.history
         steps = self._steps_per_epoch or 1
         self.n_iter_ += result.n_epochs * steps
         self.n_inducing_ = int(model.inducing_points.shape[0])
         with torch.no_grad():
-            if not self.encoder:
+            if not self.encoder and set_latent:
                 self.latent_mean_ = model.latent.mu.detach().cpu().numpy()
                 self.latent_var_ = model.latent.var.detach().cpu().numpy()
             self.inducing_points_ = model.inducing_points.detach().cpu().numpy()
@@ -467,16 +547,20 @@ class BayesianGPLVM(LatentVariableModel):
         gen = self._make_generator(self.random_state)
         return torch.randn((n, self.n_components_), generator=gen, device=self._device, dtype=self._dtype)
 
-    def _nearest_training_latent(self, y):
-        """Start each new point at the q(x) mean of its nearest training row (in data space)."""
-        Ytr = self._y_train
+    def _bank(self, Yc):
+        """Keep up to ``_BANK_SIZE`` training rows and their q(x) means to start new points from."""
         with torch.no_grad():
-            if self.encoder:
-                mu_tr, _ = self._model.latent(Ytr)
-            else:
-                mu_tr = self._model.latent.mu
+            mu, _ = self._model.latent(Yc)
+            rows = torch.cat([self._bank_Y, Yc]) if hasattr(self, "_bank_Y") else Yc
+            mus = torch.cat([self._bank_mu, mu.detach()]) if hasattr(self, "_bank_mu") else mu.detach()
+            self._bank_Y, self._bank_mu = rows[:_BANK_SIZE].clone(), mus[:_BANK_SIZE].clone()
+
+    def _nearest_training_latent(self, y):
+        """Start each new point at the q(x) mean of its nearest banked training row (data space)."""
+        Ytr, mu_tr = self._bank_Y, self._bank_mu
+        with torch.no_grad():
             d = (y * y).sum(1, keepdim=True) - 2 * y @ Ytr.T + (Ytr * Ytr).sum(1)
-            return mu_tr[d.argmin(1)].detach().clone()
+            return mu_tr[d.argmin(1)].clone()
 
     def _posterior(self, Y):
         mu, var = self._fit_new_latents(Y - self._mean)
