@@ -10,11 +10,12 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, check_random_state
 
 from .._base import LatentVariableModel
 from .._training import train
 from ..evidence import effective_sample_size, importance_weighted_log_evidence
+from ._draws import row_keyed_normal
 from .networks import (
     ACTIVATIONS,
     LIKELIHOODS,
@@ -93,8 +94,10 @@ class VAE(LatentVariableModel):
         \qquad x_s \sim q(x \mid y),
 
     a stochastic lower bound: its expectation is at most log p(y) and rises toward it as S grows.
-    The evaluation draws are fixed at fit time (the same S standard-normal vectors serve every row),
-    so ``score_samples`` is deterministic and a row's value does not depend on the other rows.
+    The evaluation draws are keyed by each row's content and a seed fixed at fit, so
+    ``score_samples`` is deterministic, a row's value depends neither on the other rows nor on
+    their order, and distinct rows get independent draws (the mean over N rows has Monte Carlo
+    error O(1/sqrt(N))).
 
     Parameters
     ----------
@@ -407,11 +410,10 @@ class VAE(LatentVariableModel):
         n_global = sum(counts)
         if n_global == 0:
             return None
-        eps = self._eval_eps(1)
 
         def validation():
             with torch.no_grad():
-                total = self._evaluate(Y, eps, "elbo").sum() if Y.shape[0] else \
+                total = self._evaluate(Y, 1, self._eval_seed, "elbo").sum() if Y.shape[0] else \
                     torch.zeros((), device=self._device, dtype=self._dtype)
             return self._all_sum(total) / n_global
 
@@ -489,32 +491,33 @@ class VAE(LatentVariableModel):
         return self
 
     # ------------------------------------------------------------------ evaluation
-    def _eval_eps(self, n_samples: int, random_state=None) -> torch.Tensor:
-        """(S, 1, K) standard-normal draws shared by every row: fixed at fit unless seeded anew."""
+    def _eval_seed_for(self, random_state=None) -> int:
+        """The key of the evaluation draws: fixed at fit, or derived from ``random_state``."""
         if random_state is None:
-            gen = torch.Generator(device=self._device)
-            gen.manual_seed(self._eval_seed)
-        else:
-            gen = self._make_generator(random_state)
-        return torch.randn(n_samples, 1, self.n_components_, generator=gen, device=self._device,
-                           dtype=self._dtype)
+            return self._eval_seed
+        return int(check_random_state(random_state).randint(0, 2**31 - 1))
 
     def _chunk_rows(self, n_samples: int) -> int:
         width = max([self.n_features_in_, *[int(h) for h in tuple(self.hidden_sizes)]])
         return max(1, _EVAL_ELEMENTS // max(1, n_samples * width))
 
-    def _evaluate(self, Y: torch.Tensor, eps: torch.Tensor, method: str, with_ess: bool = False):
-        """Per-row estimate (and ESS) in chunks; ``method`` is "elbo", "iwae", "prior" or
-        "elbo_analytic" (one-sample reconstruction term per draw with the closed-form KL)."""
+    def _evaluate(self, Y: torch.Tensor, n_samples: int, seed: int, method: str,
+                  with_ess: bool = False):
+        """Per-row estimate (and ESS) with ``n_samples`` draws, in chunks of rows.
+
+        ``method``: "elbo" (reconstruction term averaged over the draws, closed-form KL), "iwae"
+        (encoder proposal) or "prior". The draws are keyed by each row's content and ``seed``
+        (:func:`row_keyed_normal`), so a row's value depends on neither the batch nor the order.
+        """
         module = self.module_
         module.eval()
-        rows = self._chunk_rows(eps.shape[0])
+        rows = self._chunk_rows(n_samples)
         values, sizes = [], []
         with torch.no_grad():
             for start in range(0, Y.shape[0], rows):
                 y = Y[start:start + rows]
+                eps = row_keyed_normal(y, n_samples, self.n_components_, seed)
                 if method == "elbo":
-                    # mean over draws of the one-sample ELBO with the analytic KL
                     mu, log_var = module.encode(y)
                     x = mu + torch.exp(0.5 * log_var) * eps
                     rec = module.likelihood.log_prob(y, module.decoder(x)).mean(0)
@@ -543,7 +546,7 @@ class VAE(LatentVariableModel):
         return self.module_.likelihood.mean(self.module_.decoder(X))
 
     def _log_evidence(self, Y):
-        return self._evaluate(Y, self._eval_eps(int(self.n_importance_samples)), "iwae")
+        return self._evaluate(Y, int(self.n_importance_samples), self._eval_seed, "iwae")
 
     def _sample(self, n, generator):
         self.module_.eval()
@@ -570,11 +573,11 @@ class VAE(LatentVariableModel):
 
     def elbo_samples(self, Y, n_samples: int = 16):
         """The ELBO of each sample, in nats: ``n_samples`` reparameterized draws of the
-        reconstruction term minus the closed-form KL. Deterministic (draws fixed at fit)."""
+        reconstruction term minus the closed-form KL. Deterministic (draws keyed at fit)."""
         check_is_fitted(self)
         n_samples = self._check_n_samples(n_samples)
         Yt = self._validate_Y(Y, reset=False)
-        return self._output(self._evaluate(Yt, self._eval_eps(n_samples), "elbo"), Y)
+        return self._output(self._evaluate(Yt, n_samples, self._eval_seed, "elbo"), Y)
 
     def elbo(self, Y, n_samples: int = 16) -> float:
         """The mean ELBO per sample, in nats (see :meth:`elbo_samples`); under torch.distributed
@@ -582,7 +585,7 @@ class VAE(LatentVariableModel):
         check_is_fitted(self)
         n_samples = self._check_n_samples(n_samples)
         Yt = self._validate_Y(Y, reset=False)
-        values = self._evaluate(Yt, self._eval_eps(n_samples), "elbo")
+        values = self._evaluate(Yt, n_samples, self._eval_seed, "elbo")
         if _world()[1] == 1:
             return float(values.mean())
         stats = torch.stack([values.sum(), values.new_tensor(float(values.shape[0]))])
@@ -608,7 +611,8 @@ class VAE(LatentVariableModel):
         n_samples : int, default=None
             S, the number of draws; None uses ``n_importance_samples``.
         random_state : int, RandomState or None, default=None
-            None uses the draws fixed at fit (deterministic); otherwise fresh draws from this seed.
+            None uses the evaluation key fixed at fit (deterministic, as :meth:`score_samples`);
+            otherwise fresh draws keyed by this seed.
 
         Returns
         -------
@@ -623,7 +627,8 @@ class VAE(LatentVariableModel):
             raise ValueError(f"Unknown method {method!r}; choose one of {list(self._METHODS)}.")
         S = self._check_n_samples(self.n_importance_samples if n_samples is None else n_samples)
         Yt = self._validate_Y(Y, reset=False)
-        value, ess = self._evaluate(Yt, self._eval_eps(S, random_state), method, with_ess=True)
+        value, ess = self._evaluate(Yt, S, self._eval_seed_for(random_state), method,
+                                    with_ess=True)
         return EvidenceEstimate(self._output(value, Y), self._output(ess, Y))
 
     @staticmethod
