@@ -120,6 +120,7 @@ class LatentVariableModel(TransformerMixin, BaseEstimator):
             )
             if not Yn.flags.writeable:  # e.g. a read-only memmap; torch needs writable memory
                 Yn = np.array(Yn)
+            Yn = np.ascontiguousarray(Yn)  # torch rejects negative strides (e.g. Y[::-1])
             Yt = torch.as_tensor(Yn, dtype=self._dtype).to(self._device)
         return Yt
 

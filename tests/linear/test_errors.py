@@ -93,3 +93,10 @@ def test_sample_count(Est):
     model = Est(2, device="cpu").fit(good())
     with pytest.raises(ValueError, match="n_samples must be a positive integer"):
         model.sample(0)
+
+
+def test_reversed_and_strided_views_are_accepted(Est):
+    Y = good()
+    a = Est(2, device="cpu").fit(Y[::-1])
+    b = Est(2, device="cpu").fit(np.ascontiguousarray(Y[::-1]))
+    np.testing.assert_allclose(a.transform(Y[::-2]), b.transform(Y[::-2].copy()))
