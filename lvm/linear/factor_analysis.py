@@ -37,9 +37,9 @@ class FactorAnalysis(LinearGaussianModel):
     Parameters
     ----------
     n_components : int, default=2
-    max_iter : int, default=10000
+    max_iter : int, default=2000
         Maximum number of EM iterations.
-    tol : float, default=1e-8
+    tol : float, default=1e-7
         Stopping tolerance on the mean log-likelihood per sample (nats).
     min_noise : float, default=1e-8
         Lower bound on each psi_d, relative to the feature's variance (Heywood cases).
@@ -72,7 +72,7 @@ class FactorAnalysis(LinearGaussianModel):
 
     _STEPS_PER_CHECK = 10
 
-    def __init__(self, n_components=2, *, max_iter=10000, tol=1e-8, min_noise=1e-8, device="auto",
+    def __init__(self, n_components=2, *, max_iter=2000, tol=1e-7, min_noise=1e-8, device="auto",
                  dtype=None, chunk_size=DEFAULT_CHUNK, random_state=None, verbose=False):
         self.n_components = n_components
         self.max_iter = max_iter
