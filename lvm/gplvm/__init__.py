@@ -6,6 +6,6 @@ psi-statistics), :mod:`.latent` (q(x)), :mod:`.collapsed` (the Titsias-Lawrence 
 decoder), :mod:`.estimator` (:class:`BayesianGPLVM`).
 """
 
-from .estimator import BayesianGPLVM
+from .estimator import BayesianGPLVM, InferenceModeError
 
-__all__ = ["BayesianGPLVM"]
+__all__ = ["BayesianGPLVM", "InferenceModeError"]

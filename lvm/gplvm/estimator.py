@@ -22,7 +22,13 @@ from .psi import has_psi_statistics, psi_statistics
 from .svi import SharedKernelGP, SVIELBO, SVIGPLVM
 from . import _distributed as dist
 
-__all__ = ["BayesianGPLVM"]
+__all__ = ["BayesianGPLVM", "InferenceModeError"]
+
+
+class InferenceModeError(ValueError, NotImplementedError):
+    """A method is not available for the chosen ``inference`` mode (e.g. ``partial_fit`` of a
+    collapsed-mode model). A ValueError of the hyper-parameter and a NotImplementedError of the
+    method, as scikit-learn's ``NotFittedError`` is both a ValueError and an AttributeError."""
 
 #: Initial variance of every q(x_n) coordinate (the PCA init has unit variance per latent dim).
 _LATENT_VAR_INIT = 0.1
@@ -30,6 +36,8 @@ _LATENT_VAR_INIT = 0.1
 _NOISE_INIT_FRACTION = 0.1
 #: Optimizer steps grouped into one call of the training loop's ``epoch`` (one host read-back each).
 _STEPS_PER_EPOCH = {"lbfgs": 20, "adam": 50}
+#: L-BFGS memory (pairs of updates kept).
+_LBFGS_HISTORY = 100
 #: Default step sizes.
 _LEARNING_RATE = {"lbfgs": 1.0, "adam": 0.01}
 #: Starting jitter on K_uu per dtype; each numerical failure multiplies it by 10.
@@ -132,6 +140,14 @@ class BayesianGPLVM(LatentVariableModel):
     training data only through q(u)). The draws eps_s are shared by all points (x = mu + s^{1/2}
     eps_s), so each point's estimate is deterministic given ``random_state`` and independent of the
     other rows.
+
+    **Scaling out** (``inference="svi"``): :meth:`partial_fit` streams chunks of rows. Under
+    ``torch.distributed`` (e.g. ``torchrun``; gloo on CPUs, nccl on GPUs) each rank calls
+    ``fit(Y_shard)`` with its own rows: the PCA start uses the all-reduced mean and scatter, rank 0's
+    inducing inputs, kernel, q(u) and noise are broadcast, every step sums the global parameters'
+    gradients over ranks (the data term of each rank is scaled to its own rows and KL(q(u)) is
+    shared out, so the sum is the bound of the union), and q(x_n) stays on the rank that owns row n.
+    All ranks end with the same global parameters. Collapsed inference is single-process.
 
     References
     ----------
@@ -268,15 +284,25 @@ class BayesianGPLVM(LatentVariableModel):
         return model
 
     def _init_q_u(self, model, Yc):
-        """Start q(u) at the collapsed optimum for the initial q(x) of (up to) 2000 rows."""
+        """Start q(u) at the collapsed optimum for the initial q(x) of (up to) 2000 rows, computed in
+        float64; keep GPyTorch's prior initialization if even that is numerically singular."""
+        import copy
+
+        from linear_operator.utils.errors import NotPSDError
+
+        from .collapsed import collapsed_terms
+
         with torch.no_grad():
             n = min(Yc.shape[0], 2000)
             mu, var = model.latent(Yc, torch.arange(n, device=Yc.device))
-            psi = psi_statistics(model.kernel, mu, var, model.inducing_points)
-            L = _kuu_cholesky(model.kernel, model.inducing_points, self._jitter)
-            from .collapsed import collapsed_terms
-
-            _, mean, root = collapsed_terms(Yc[:n], psi, L, model.noise)
+            kernel = copy.deepcopy(model.kernel).double()
+            Z = model.inducing_points.double()
+            try:
+                psi = psi_statistics(kernel, mu.double(), var.double(), Z)
+                L = _kuu_cholesky(kernel, Z, _JITTER[torch.float64])
+                _, mean, root = collapsed_terms(Yc[:n].double(), psi, L, model.noise.double())
+            except (NotPSDError, torch.linalg.LinAlgError):
+                return
             model.gp.set_whitened(mean, root)
 
     def _fit(self, Y):
@@ -313,7 +339,7 @@ class BayesianGPLVM(LatentVariableModel):
         bound = CollapsedELBO(model, jitter=self._jitter)
         params = list(model.parameters())
         if name == "lbfgs":
-            opt = torch.optim.LBFGS(params, lr=lr, max_iter=steps, history_size=50,
+            opt = torch.optim.LBFGS(params, lr=lr, max_iter=steps, history_size=_LBFGS_HISTORY,
                                     line_search_fn="strong_wolfe", tolerance_grad=1e-9,
                                     tolerance_change=1e-12)
 
@@ -448,7 +474,7 @@ class BayesianGPLVM(LatentVariableModel):
         if first:
             self._setup(Y)
         if self.inference != "svi":
-            raise ValueError(
+            raise InferenceModeError(
                 "partial_fit needs inference='svi': the collapsed bound couples all rows through "
                 "Psi_2 and has no minibatch form. Use BayesianGPLVM(inference='svi') or fit()."
             )
@@ -465,7 +491,8 @@ class BayesianGPLVM(LatentVariableModel):
             Yt = self._validate_Y(Y, reset=False)
             model = self._model
             Yc = Yt - self._mean
-            self._n_total += int(dist.all_reduce_sum(torch.tensor(float(Yc.shape[0]))).item())
+            count = torch.tensor(float(Yc.shape[0]), dtype=torch.float64, device=Yc.device)
+            self._n_total += int(dist.all_reduce_sum(count).item())
             if not self.encoder:
                 mu, var = self._fit_new_latents(Yc)
                 model.latent = PointLatent(mu, var)

@@ -55,10 +55,10 @@ def _rbf_parts(kernel):
     return kernel.outputscale, base.lengthscale.reshape(-1) ** 2
 
 
-def _log_gauss_terms(mu, w, centres):
-    """-sum_q w_nq (mu_nq - c_kq)^2 / 2 for all n, k, as one matrix product of (N, 2Q+1) features
-    with (K, 2Q+1) features (no N x K x Q intermediate): (N, K)."""
-    F = torch.cat([-0.5 * (w * mu * mu).sum(-1, keepdim=True), w * mu, -0.5 * w], dim=-1)
+def _log_gauss_terms(mu, w, centres, offset):
+    """offset_n - sum_q w_nq (mu_nq - c_kq)^2 / 2 for all n, k, as one matrix product of (N, 2Q+1)
+    features with (K, 2Q+1) features (no N x K x Q intermediate, no N x K elementwise pass): (N, K)."""
+    F = torch.cat([offset - 0.5 * (w * mu * mu).sum(-1, keepdim=True), w * mu, -0.5 * w], dim=-1)
     G = torch.cat([torch.ones_like(centres[:, :1]), centres, centres * centres], dim=-1)
     return F @ G.T
 
@@ -67,7 +67,7 @@ def _rbf(kernel, mu, var, Z, per_point):
     sf2, l2 = _rbf_parts(kernel)
     N, M = mu.shape[0], Z.shape[0]
     psi0 = sf2.expand(N)
-    log_psi1 = _log_gauss_terms(mu, 1.0 / (l2 + var), Z) - 0.5 * torch.log1p(var / l2).sum(-1, keepdim=True)
+    log_psi1 = _log_gauss_terms(mu, 1.0 / (l2 + var), Z, -0.5 * torch.log1p(var / l2).sum(-1, keepdim=True))
     psi1 = sf2 * torch.exp(log_psi1)
     # Psi_2 is symmetric in (m, m'): only the M (M + 1) / 2 pairs m <= m' are computed.
     iu = torch.triu_indices(M, M, device=Z.device)
@@ -77,7 +77,7 @@ def _rbf(kernel, mu, var, Z, per_point):
     def log_terms(m, v):
         w = 1.0 / (l2 + 2.0 * v)
         # The -(1/2) log(1 + 2 s / l^2) prefactor rides in the first feature column.
-        return _log_gauss_terms(m, 2.0 * w, zbar) - 0.5 * torch.log1p(2.0 * v / l2).sum(-1, keepdim=True)
+        return _log_gauss_terms(m, 2.0 * w, zbar, -0.5 * torch.log1p(2.0 * v / l2).sum(-1, keepdim=True))
 
     def unpack(vals):  # (..., K) -> (..., M, M)
         out = vals.new_zeros(vals.shape[:-1] + (M, M))

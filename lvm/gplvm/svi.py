@@ -49,8 +49,9 @@ class SharedKernelGP(ApproximateGP):
         root = covar_root if covar_root.dim() == 3 else covar_root.expand(D, *covar_root.shape)
         with torch.no_grad():
             q.variational_mean.copy_(mean.T)
-            # CholeskyVariationalDistribution stores a lower-triangular factor: take it from S.
-            S = root @ root.mT
+            # CholeskyVariationalDistribution stores a lower-triangular factor: take it from S
+            # (in float64, then cast to the model's dtype).
+            S = root.double() @ root.double().mT
             q.chol_variational_covar.copy_(torch.linalg.cholesky(S))
         self.variational_strategy.variational_params_initialized.fill_(1)
 
