@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
+import types
 
 import gpytorch
 import numpy as np
@@ -25,10 +27,34 @@ from . import _distributed as dist
 __all__ = ["BayesianGPLVM", "InferenceModeError"]
 
 
-class InferenceModeError(ValueError, NotImplementedError):
-    """A method is not available for the chosen ``inference`` mode (e.g. ``partial_fit`` of a
-    collapsed-mode model). A ValueError of the hyper-parameter and a NotImplementedError of the
-    method, as scikit-learn's ``NotFittedError`` is both a ValueError and an AttributeError."""
+class InferenceModeError(AttributeError, ValueError):
+    """A method is not available for the chosen ``inference`` mode (``partial_fit`` of a
+    collapsed-mode model): an AttributeError, so ``hasattr(model, "partial_fit")`` is False there,
+    and a ValueError of the hyper-parameter, as scikit-learn's ``NotFittedError`` is both."""
+
+
+def _needs_svi(est) -> bool:
+    if est.inference != "svi":
+        raise InferenceModeError(
+            "partial_fit needs inference='svi': the collapsed bound couples all rows through "
+            "Psi_2 and has no minibatch form. Use BayesianGPLVM(inference='svi') or fit()."
+        )
+    return True
+
+
+class _svi_only:  # noqa: N801 - used as a decorator
+    """Expose a method only when ``inference="svi"``: otherwise reading it raises
+    :class:`InferenceModeError` (so ``hasattr`` is False and a call gets the reason)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        functools.update_wrapper(self, fn)
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self.fn
+        _needs_svi(obj)
+        return types.MethodType(self.fn, obj)
 
 #: Initial variance of every q(x_n) coordinate (the PCA init has unit variance per latent dim).
 _LATENT_VAR_INIT = 0.1
@@ -450,6 +476,7 @@ class BayesianGPLVM(LatentVariableModel):
         self.elbo_ = result.history[-1]["train"] if result.history else float("nan")
         return result
 
+    @_svi_only
     def partial_fit(self, Y, y=None):
         """One pass of SVI minibatch steps over the rows ``Y`` (``inference="svi"`` only).
 
@@ -473,12 +500,6 @@ class BayesianGPLVM(LatentVariableModel):
         first = not hasattr(self, "_model")
         if first:
             self._setup(Y)
-        if self.inference != "svi":
-            raise InferenceModeError(
-                "partial_fit needs inference='svi': the collapsed bound couples all rows through "
-                "Psi_2 and has no minibatch form. Use BayesianGPLVM(inference='svi') or fit()."
-            )
-        if first:
             Yt = self._validate_Y(Y, reset=True, min_samples=self._min_samples)
             self._check_data_hyperparameters(Yt)
             self.n_iter_ = 0

@@ -44,3 +44,8 @@ def test_partial_fit_with_changed_features(Y):
     m = lvm.BayesianGPLVM(**CFG).partial_fit(Y[:100])
     with pytest.raises(ValueError, match="X has 4 features, but BayesianGPLVM is expecting 5"):
         m.partial_fit(Y[100:200, :4])
+
+
+def test_collapsed_model_has_no_partial_fit():
+    assert not hasattr(lvm.BayesianGPLVM(2), "partial_fit")
+    assert hasattr(lvm.BayesianGPLVM(2, inference="svi"), "partial_fit")
