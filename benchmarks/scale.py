@@ -112,7 +112,7 @@ def _parallel_worker(rank, world_size, name, n, epochs, port):
                         max_epochs=epochs, validation_fraction=0.0, device="cpu", random_state=0)
     else:
         model = lvm.BayesianGPLVM(5, inference="svi", n_inducing=64, batch_size=256 // world_size,
-                                  max_epochs=epochs, device="cpu", random_state=0)
+                                  max_iter=epochs, tol=None, device="cpu", random_state=0)
     t0 = time.perf_counter()
     model.fit(shard)
     seconds = (time.perf_counter() - t0) / epochs
