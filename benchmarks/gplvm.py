@@ -45,8 +45,10 @@ def load(name):
 
     if name == "oil":
         d = lvm.datasets.load_oil_flow()
-    else:
+    elif name == "digits":
         d = lvm.datasets.load_digits()
+    else:
+        raise ValueError(f"unknown data set {name!r}; use 'oil' or 'digits'")
     Y = d.Y
     sd = Y.std(0)
     Y = (Y - Y.mean(0)) / np.where(sd > 0, sd, 1.0)
@@ -196,9 +198,22 @@ def run_gpy(Y, labels, Q, max_iters, M=50):
 
 
 # ---------------------------------------------------------------------------------- scaling
-def scaling_one(n, epochs, device):
+def _vm_hwm_mib():
+    """This process's peak resident set (Linux VmHWM; unlike ru_maxrss it is not inherited through
+    fork + exec from the parent)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     import resource
 
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def scaling_one(n, epochs, device):
     import torch
 
     import lvm
@@ -228,8 +243,8 @@ def scaling_one(n, epochs, device):
         peak = torch.cuda.max_memory_allocated() / 2**20
         kind = "CUDA peak allocated MiB"
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        kind = "peak RSS MiB (process)"
+        peak = _vm_hwm_mib()
+        kind = "peak RSS MiB (process, VmHWM)"
     return dict(n=n, seconds_per_epoch=sec, peak_mib=peak, memory=kind, elbo=m.elbo_, device=device)
 
 
@@ -251,7 +266,7 @@ def run_scaling(sizes, epochs, threads):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--datasets", nargs="+", default=["oil", "digits"])
+    p.add_argument("--datasets", nargs="*", default=["oil", "digits"], choices=["oil", "digits"])
     p.add_argument("--Q", type=int, default=10)
     p.add_argument("--lvm-iters", type=int, default=1000)
     p.add_argument("--recipe-iters", type=int, default=10000)

@@ -497,7 +497,7 @@ class BayesianGPLVM(LatentVariableModel):
         -------
         self
         """
-        first = not hasattr(self, "_model")
+        first = not isinstance(getattr(self, "_model", None), SVIGPLVM)
         if first:
             self._setup(Y)
             Yt = self._validate_Y(Y, reset=True, min_samples=self._min_samples)
