@@ -87,11 +87,11 @@ def count_parameters(model) -> int:
         return int(n)
     import torch
 
-    total = 0
+    seen = {}  # by identity: fitted sub-modules (encoder_, decoder_) share parameters with module_
     for name, value in vars(model).items():
         if name.endswith("_") and isinstance(value, torch.nn.Module):
-            total += sum(p.numel() for p in value.parameters())
-    return total
+            seen.update((id(p), p.numel()) for p in value.parameters())
+    return sum(seen.values())
 
 
 def _mean_se(v: np.ndarray):

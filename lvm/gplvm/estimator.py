@@ -548,6 +548,11 @@ class BayesianGPLVM(LatentVariableModel):
             self.noise_variance_ = float(model.noise)
             self.lengthscales_ = lengthscales(model.kernel).detach().cpu().numpy()
             w = relevance(model.kernel).detach().cpu().numpy()
+        # Global parameters (kernel, noise, inducing inputs, q(u) in SVI, the encoder when
+        # amortized) and the mean; the per-point q(x_n) are local and not counted.
+        local = set() if self.encoder else {id(p) for p in model.latent.parameters()}
+        self.n_parameters_ = sum(p.numel() for p in model.parameters()
+                                 if id(p) not in local) + int(self.mean_.size)
         self.relevance_ = w / w.max()
         self.relevant_dims_ = np.argsort(-self.relevance_, kind="stable")
         self.effective_dims_ = int((self.relevance_ >= self.relevance_threshold).sum())
