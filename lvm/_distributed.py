@@ -1,14 +1,27 @@
-"""torch.distributed glue shared by the families: who am I, and do all ranks agree on the data.
+"""torch.distributed glue shared by the families.
 
 Nothing here starts a process group: lvm only joins one the user initialized (e.g. under
-``torchrun``). Without one every function is a no-op and a fit is single-process.
+``torchrun``). Without one (or with a single rank) every function is a no-op and a fit is
+single-process. Collectives run on the CPU under gloo and on the tensor's GPU under nccl.
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["is_distributed", "world", "check_same_features", "all_reduce_sum"]
+__all__ = [
+    "is_distributed",
+    "world",
+    "world_size",
+    "check_same_features",
+    "gather_counts",
+    "all_reduce_sum",
+    "all_reduce_grads",
+    "broadcast",
+    "broadcast_module",
+    "min_int",
+    "max_int",
+]
 
 
 def is_distributed() -> bool:
@@ -23,32 +36,88 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
-def _reduce_device(device: torch.device) -> torch.device:
+def world_size() -> int:
+    return world()[1]
+
+
+def _collective_device(device: torch.device) -> torch.device:
     # gloo reduces CPU tensors, nccl CUDA tensors.
-    backend = torch.distributed.get_backend()
-    return torch.device("cpu") if backend == "gloo" else device
+    return torch.device("cpu") if torch.distributed.get_backend() == "gloo" else device
 
 
-def check_same_features(n_features: int, estimator: str, device=torch.device("cpu")) -> None:
-    """Raise the same ValueError on every rank when the shards' feature counts differ."""
+def _reduce(t: torch.Tensor, op=None) -> torch.Tensor:
+    buf = t.detach().to(_collective_device(t.device)).clone()
+    torch.distributed.all_reduce(buf, op=op or torch.distributed.ReduceOp.SUM)
+    return buf.to(t.device)
+
+
+def gather_counts(n_rows: int, n_features: int, device=torch.device("cpu")) -> list[int]:
+    """Every rank's row count; raises the same ValueError on every rank when the shards' feature
+    counts differ (before any collective whose shapes would then disagree)."""
     if not is_distributed():
-        return
-    t = torch.tensor([n_features, -n_features], dtype=torch.int64,
-                     device=_reduce_device(torch.device(device)))
-    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-    hi, lo = int(t[0]), -int(t[1])
-    if hi != lo:
+        return [int(n_rows)]
+    local = torch.tensor([n_rows, n_features], dtype=torch.int64,
+                         device=_collective_device(torch.device(device)))
+    everyone = [torch.empty_like(local) for _ in range(world_size())]
+    torch.distributed.all_gather(everyone, local)
+    features = [int(t[1]) for t in everyone]
+    if len(set(features)) > 1:
         raise ValueError(
-            f"{estimator}: the shards have different numbers of features across ranks "
-            f"(from {lo} to {hi}; this rank has {n_features}). Every rank must pass the same columns."
+            f"The data shards have different numbers of features across ranks ({features}); this "
+            f"rank has {n_features}. Every rank must pass rows with the same columns."
         )
+    return [int(t[0]) for t in everyone]
+
+
+def check_same_features(n_features: int, device=torch.device("cpu")) -> None:
+    """Raise the same ValueError on every rank when the shards' feature counts differ."""
+    gather_counts(0, n_features, device)
 
 
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     """Sum of ``t`` over ranks (a new tensor on t's device); ``t`` itself without a group."""
+    return _reduce(t) if is_distributed() else t
+
+
+def all_reduce_grads(params) -> None:
+    """Sum the gradients of ``params`` over ranks (one flat buffer, one collective)."""
+    if not is_distributed():
+        return
+    params = list(params)
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = _reduce(torch.cat([g.reshape(-1) for g in grads]))
+    i = 0
+    for p, g in zip(params, grads):
+        n = g.numel()
+        p.grad = flat[i:i + n].view_as(p).clone()
+        i += n
+
+
+def broadcast(t: torch.Tensor) -> torch.Tensor:
+    """Rank 0's value of ``t`` on every rank (a new tensor); ``t`` itself without a group."""
     if not is_distributed():
         return t
-    dev = _reduce_device(t.device)
-    buf = t.detach().to(dev).clone()
-    torch.distributed.all_reduce(buf)
+    buf = t.detach().to(_collective_device(t.device)).clone()
+    torch.distributed.broadcast(buf, src=0)
     return buf.to(t.device)
+
+
+def broadcast_module(module: torch.nn.Module) -> None:
+    """Copy rank 0's parameters and buffers into ``module`` on every rank."""
+    if not is_distributed():
+        return
+    with torch.no_grad():
+        for t in list(module.parameters()) + list(module.buffers()):
+            t.copy_(broadcast(t))
+
+
+def min_int(value: int) -> int:
+    if not is_distributed():
+        return int(value)
+    return int(_reduce(torch.tensor([int(value)]), torch.distributed.ReduceOp.MIN)[0])
+
+
+def max_int(value: int) -> int:
+    if not is_distributed():
+        return int(value)
+    return int(_reduce(torch.tensor([int(value)]), torch.distributed.ReduceOp.MAX)[0])

@@ -13,7 +13,9 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from .. import _distributed as dist
 from .._base import LatentVariableModel
+from .._stats import GaussianStats
 from .._training import train
 from ..evidence import importance_weighted_log_evidence
 from .collapsed import CollapsedELBO, SparseGPLVM
@@ -22,7 +24,6 @@ from .latent import EncoderLatent, PointLatent
 from .posterior import InducingPosterior
 from .psi import has_psi_statistics, psi_statistics
 from .svi import SharedKernelGP, SVIELBO, SVIGPLVM
-from . import _distributed as dist
 
 __all__ = ["BayesianGPLVM", "InferenceModeError"]
 
@@ -262,9 +263,11 @@ class BayesianGPLVM(LatentVariableModel):
         """Centred data, PCA projection (unit-variance latents) and initial hyper-parameters."""
         N, D = Y.shape
         Q = self.n_components
-        n_total, total, scatter = dist.global_moments(Y)
-        mean = total / n_total
-        cov = scatter / n_total - torch.outer(mean, mean)
+        dist.check_same_features(D, Y.device)
+        stats = GaussianStats.of(Y)
+        stats = stats.all_reduce() if dist.is_distributed() else stats
+        n_total = torch.tensor(float(stats.n), dtype=Y.dtype, device=Y.device)
+        mean, cov = stats.mean.to(Y.dtype), stats.covariance.to(Y.dtype)
         evals, evecs = torch.linalg.eigh(cov)
         evals, evecs = evals.flip(0).clamp_min(0.0), evecs.flip(1)
         scale = evals[:Q].clamp_min(1e-12 * evals[0].clamp_min(1e-300))
@@ -332,7 +335,7 @@ class BayesianGPLVM(LatentVariableModel):
             model.gp.set_whitened(mean, root)
 
     def _fit(self, Y):
-        if dist.is_active() and self.inference == "collapsed":
+        if dist.is_distributed() and self.inference == "collapsed":
             raise ValueError("torch.distributed is initialized, but inference='collapsed' fits one "
                              "process's rows; use inference='svi' for a data-parallel fit.")
         self.n_iter_ = 0

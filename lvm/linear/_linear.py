@@ -16,7 +16,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from .._base import LatentVariableModel
 from .._distributed import check_same_features, is_distributed
 from ..evidence import linear_gaussian_posterior, low_rank_gaussian_log_prob
-from ._stats import GaussianStats, chunk_rows
+from .._stats import GaussianStats, chunk_rows
 
 
 class LinearGaussianModel(LatentVariableModel):
@@ -59,7 +59,7 @@ class LinearGaussianModel(LatentVariableModel):
         """The statistics of all ranks' rows under torch.distributed; ``stats`` otherwise."""
         if not is_distributed():
             return stats
-        check_same_features(self.n_features_in_, type(self).__name__, self._device)
+        check_same_features(self.n_features_in_, self._device)
         return stats.all_reduce()
 
     def _fit_streaming(self, source):

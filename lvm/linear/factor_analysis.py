@@ -9,7 +9,7 @@ from sklearn.utils._param_validation import Interval
 
 from .._training import train
 from ._linear import LinearGaussianModel
-from ._stats import DEFAULT_CHUNK, GaussianStats
+from .._stats import DEFAULT_CHUNK, GaussianStats
 
 
 class _FAParameters(torch.nn.Module):

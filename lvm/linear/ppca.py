@@ -10,7 +10,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._distributed import is_distributed
 from ._linear import LinearGaussianModel
-from ._stats import DEFAULT_CHUNK, GaussianStats
+from .._stats import DEFAULT_CHUNK, GaussianStats
 
 
 class PPCA(LinearGaussianModel):

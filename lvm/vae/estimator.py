@@ -12,6 +12,7 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_random_state
 
+from .. import _distributed as dist
 from .._base import LatentVariableModel
 from .._training import train
 from ..evidence import effective_sample_size, importance_weighted_log_evidence
@@ -58,14 +59,6 @@ def _adam(params, lr, device: torch.device) -> torch.optim.Adam:
         except (RuntimeError, ValueError, TypeError):  # dtype or device without a fused kernel
             pass
     return torch.optim.Adam(params, lr=lr)
-
-
-def _world():
-    """(rank, world size) of torch.distributed, or (0, 1) when it is not initialized."""
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 class VAE(LatentVariableModel):
@@ -323,38 +316,9 @@ class VAE(LatentVariableModel):
             self.noise_variance_ = float(noise[0]) if self.noise == "shared" else noise
 
     # ------------------------------------------------------------------ distributed helpers
-    def _collective_device(self):
-        return self._device if torch.distributed.get_backend() == "nccl" else torch.device("cpu")
-
-    def _gather_counts(self, n: int, d: int):
-        """Every rank's (n_rows, n_features); raises on all ranks if the feature counts differ."""
-        _, world = _world()
-        if world == 1:
-            return [n]
-        dev = self._collective_device()
-        local = torch.tensor([n, d], dtype=torch.int64, device=dev)
-        everyone = [torch.empty_like(local) for _ in range(world)]
-        torch.distributed.all_gather(everyone, local)
-        counts = [int(t[0]) for t in everyone]
-        features = [int(t[1]) for t in everyone]
-        if len(set(features)) > 1:
-            raise ValueError(
-                f"The data shards have different numbers of features across ranks ({features}); "
-                "every rank must pass rows with the same columns."
-            )
-        return counts
-
-    def _all_sum(self, t: torch.Tensor) -> torch.Tensor:
-        if _world()[1] == 1:
-            return t
-        dev = self._collective_device()
-        buf = t.detach().to(dev).clone()
-        torch.distributed.all_reduce(buf)
-        return buf.to(t.device)
-
     def _wrapped(self):
         """The module to run the training forward through: DDP under torch.distributed."""
-        if _world()[1] == 1:
+        if dist.world()[1] == 1:
             return self.module_
         from torch.nn.parallel import DistributedDataParallel
 
@@ -377,7 +341,7 @@ class VAE(LatentVariableModel):
         K = self.n_components_
         bs = int(self.batch_size)
         dev, dt = self._device, self._dtype
-        counts = self._gather_counts(n, Y.shape[1])
+        counts = dist.gather_counts(n, Y.shape[1], self._device)
         world = len(counts)
         if world > 1:
             steps = max(1, math.ceil(max(counts) / bs))
@@ -401,12 +365,12 @@ class VAE(LatentVariableModel):
                 loss.backward()
                 opt.step()
                 total = total + elbo.detach().sum()
-            return self._all_sum(total) / n_global
+            return dist.all_reduce_sum(total) / n_global
 
         return epoch
 
     def _make_validation(self, Y: torch.Tensor):
-        counts = self._gather_counts(Y.shape[0], Y.shape[1])
+        counts = dist.gather_counts(Y.shape[0], Y.shape[1], self._device)
         n_global = sum(counts)
         if n_global == 0:
             return None
@@ -415,7 +379,7 @@ class VAE(LatentVariableModel):
             with torch.no_grad():
                 total = self._evaluate(Y, 1, self._eval_seed, "elbo").sum() if Y.shape[0] else \
                     torch.zeros((), device=self._device, dtype=self._dtype)
-            return self._all_sum(total) / n_global
+            return dist.all_reduce_sum(total) / n_global
 
         return validation
 
@@ -428,7 +392,7 @@ class VAE(LatentVariableModel):
             tol=tol,
             validation=None if Y_val is None else self._make_validation(Y_val),
             patience=self.patience,
-            verbose=self.verbose and _world()[0] == 0,
+            verbose=self.verbose and dist.world()[0] == 0,
             desc="VAE",
             objective_name="elbo",
             estimator_name="VAE",
@@ -444,7 +408,7 @@ class VAE(LatentVariableModel):
 
     def _fit(self, Y: torch.Tensor) -> None:
         n = Y.shape[0]
-        self._gather_counts(n, Y.shape[1])  # under torch.distributed: same features on every rank
+        dist.gather_counts(n, Y.shape[1], self._device)  # under torch.distributed: same features on every rank
         self._initialize(Y)
         Y_val = None
         if self.validation_fraction > 0:
@@ -481,11 +445,11 @@ class VAE(LatentVariableModel):
             self._setup(Y)
             Yt = self._validate_Y(Y, reset=True, min_samples=1)
             self._check_data_hyperparameters(Yt)
-            self._gather_counts(*Yt.shape)
+            dist.gather_counts(*Yt.shape, self._device)
             self._initialize(Yt)
         else:
             Yt = self._validate_Y(Y, reset=False)
-            self._gather_counts(*Yt.shape)
+            dist.gather_counts(*Yt.shape, self._device)
         self._train(self._wrapped(), Yt, None, 1, None)
         self._set_fitted_attributes()
         return self
@@ -565,10 +529,10 @@ class VAE(LatentVariableModel):
         Yt = self._validate_Y(Y, reset=False)
         with torch.no_grad():
             values = self._log_evidence(Yt)
-        if _world()[1] == 1:
+        if dist.world()[1] == 1:
             return float(values.mean())
         stats = torch.stack([values.sum(), values.new_tensor(float(values.shape[0]))])
-        stats = self._all_sum(stats.to(torch.float64))
+        stats = dist.all_reduce_sum(stats.to(torch.float64))
         return float(stats[0] / stats[1])
 
     def elbo_samples(self, Y, n_samples: int = 16):
@@ -586,10 +550,10 @@ class VAE(LatentVariableModel):
         n_samples = self._check_n_samples(n_samples)
         Yt = self._validate_Y(Y, reset=False)
         values = self._evaluate(Yt, n_samples, self._eval_seed, "elbo")
-        if _world()[1] == 1:
+        if dist.world()[1] == 1:
             return float(values.mean())
         stats = torch.stack([values.sum(), values.new_tensor(float(values.shape[0]))])
-        stats = self._all_sum(stats.to(torch.float64))
+        stats = dist.all_reduce_sum(stats.to(torch.float64))
         return float(stats[0] / stats[1])
 
     _METHODS = ("elbo", "iwae", "prior")

@@ -56,7 +56,7 @@ class GaussianStats:
 
     def all_reduce(self) -> "GaussianStats":
         """The statistics of the union of every rank's rows (torch.distributed, two all-reduces)."""
-        from .._distributed import all_reduce_sum
+        from ._distributed import all_reduce_sum
 
         dev = self.mean.device
         nm = torch.cat([torch.tensor([float(self.n)], dtype=torch.float64, device=dev),
