@@ -8,16 +8,19 @@ import lvm
 
 @pytest.fixture(scope="module")
 def table():
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small models: one intra-op thread is fastest and deterministic
     data = lvm.datasets.make_ppca(1000, 10, 2, noise=0.1, random_state=11)
     models = {
         "PPCA": lvm.PPCA(2, device="cpu"),
         "VAE": lvm.VAE(2, hidden_sizes=(32,), max_epochs=200, learning_rate=3e-3, batch_size=64,
-                       device="cpu",
-                       random_state=0),
+                       device="cpu", random_state=0),
         "GPLVM": lvm.BayesianGPLVM(2, n_inducing=16, max_iter=150, device="cpu", random_state=0),
     }
-    return lvm.compare(models, data.Y, test_size=0.3, random_state=0)
+    try:
+        yield lvm.compare(models, data.Y, test_size=0.3, random_state=0)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_exact_ppca_ranks_at_or_above_the_bounds(table):
