@@ -506,7 +506,7 @@ class BayesianGPLVM(LatentVariableModel):
             Yt = self._validate_Y(Y, reset=True, min_samples=self._min_samples)
             self._check_data_hyperparameters(Yt)
             self.n_iter_ = 0
-            for stale in ("_bank_Y", "_bank_mu"):
+            for stale in ("_bank_Y", "_bank_mu", "_bank_var"):
                 self.__dict__.pop(stale, None)
             _, Yc, _ = self._prepare(Yt)
             self._model = model = self._build(Yc, self._n_total, self._projection, self._fracs, self._evals)
@@ -571,52 +571,71 @@ class BayesianGPLVM(LatentVariableModel):
         mus, vars_ = [], []
         eps = self._fixed_draws(16)
         for i in range(0, Yc.shape[0], _ROW_CHUNK):
-            y = Yc[i:i + _ROW_CHUNK]
-            init = self._nearest_training_latent(y)
-            latent = PointLatent(init, torch.full_like(init, _LATENT_VAR_INIT))
-            if self.transform_max_iter > 0:
-                opt = torch.optim.Adam(latent.parameters(), lr=0.05)
-                steps = min(50, self.transform_max_iter)
-
-                def epoch():
-                    for _ in range(steps):
-                        opt.zero_grad()
-                        mu, var = latent()
-                        value = (post.expected_log_likelihood(y, mu, var, eps)
-                                 - latent.kl(mu, var)).sum()
-                        # The sum, not the mean: each row's gradient (and so its Adam step) must
-                        # not depend on how many other rows are being fitted.
-                        (-value).backward()
-                        opt.step()
-                    return value.detach() / y.shape[0]
-
-                with torch.enable_grad():
-                    train(epoch, [latent], opt, max_epochs=math.ceil(self.transform_max_iter / steps),
-                          tol=None, estimator_name="BayesianGPLVM.transform")
-            with torch.no_grad():
-                mu, var = latent()
-            mus.append(mu.detach())
-            vars_.append(var.detach())
+            mu, var = self._fit_rows(Yc[i:i + _ROW_CHUNK], post, eps)
+            mus.append(mu)
+            vars_.append(var)
         return torch.cat(mus), torch.cat(vars_)
+
+    def _fit_rows(self, y, post, eps):
+        """q(x*) for one chunk of rows. A row identical to a banked training row gets that row's
+        own fitted q(x_n) (so ``transform`` of the training data is the training embedding and
+        ``fit_transform`` equals ``fit().transform()``); the others are fitted with the model frozen."""
+        nearest, same = self._nearest_training_row(y)
+        mu_out = self._bank_mu[nearest].clone()
+        var_out = self._bank_var[nearest].clone()
+        new = ~same
+        if bool(new.any()):
+            mu_new, var_new = self._fit_unseen_rows(y[new], mu_out[new], post, eps)
+            mu_out[new], var_out[new] = mu_new, var_new
+        return mu_out, var_out
+
+    def _fit_unseen_rows(self, y, init, post, eps):
+        """Fit q(x*) for rows not seen in training, with the model frozen."""
+        latent = PointLatent(init, torch.full_like(init, _LATENT_VAR_INIT))
+        if self.transform_max_iter > 0:
+            opt = torch.optim.Adam(latent.parameters(), lr=0.05)
+            steps = min(50, self.transform_max_iter)
+
+            def epoch():
+                for _ in range(steps):
+                    opt.zero_grad()
+                    mu, var = latent()
+                    value = (post.expected_log_likelihood(y, mu, var, eps)
+                             - latent.kl(mu, var)).sum()
+                    # The sum, not the mean: each row's gradient (and so its Adam step) must
+                    # not depend on how many other rows are being fitted.
+                    (-value).backward()
+                    opt.step()
+                return value.detach() / y.shape[0]
+
+            with torch.enable_grad():
+                train(epoch, [latent], opt, max_epochs=math.ceil(self.transform_max_iter / steps),
+                      tol=None, estimator_name="BayesianGPLVM.transform")
+        with torch.no_grad():
+            mu, var = latent()
+        return mu.detach(), var.detach()
 
     def _fixed_draws(self, n):
         gen = self._make_generator(self.random_state)
         return torch.randn((n, self.n_components_), generator=gen, device=self._device, dtype=self._dtype)
 
     def _bank(self, Yc):
-        """Keep up to ``_BANK_SIZE`` training rows and their q(x) means to start new points from."""
+        """Keep up to ``_BANK_SIZE`` training rows and their q(x) to start new points from."""
         with torch.no_grad():
-            mu, _ = self._model.latent(Yc)
+            mu, var = self._model.latent(Yc)
             rows = torch.cat([self._bank_Y, Yc]) if hasattr(self, "_bank_Y") else Yc
             mus = torch.cat([self._bank_mu, mu.detach()]) if hasattr(self, "_bank_mu") else mu.detach()
-            self._bank_Y, self._bank_mu = rows[:_BANK_SIZE].clone(), mus[:_BANK_SIZE].clone()
+            vs = torch.cat([self._bank_var, var.detach()]) if hasattr(self, "_bank_var") else var.detach()
+            self._bank_Y = rows[:_BANK_SIZE].clone()
+            self._bank_mu, self._bank_var = mus[:_BANK_SIZE].clone(), vs[:_BANK_SIZE].clone()
 
-    def _nearest_training_latent(self, y):
-        """Start each new point at the q(x) mean of its nearest banked training row (data space)."""
-        Ytr, mu_tr = self._bank_Y, self._bank_mu
+    def _nearest_training_row(self, y):
+        """Index of each row's nearest banked training row (data space), and whether it is equal."""
+        Ytr = self._bank_Y
         with torch.no_grad():
             d = (y * y).sum(1, keepdim=True) - 2 * y @ Ytr.T + (Ytr * Ytr).sum(1)
-            return mu_tr[d.argmin(1)].clone()
+            idx = d.argmin(1)
+            return idx, (Ytr[idx] == y).all(1)
 
     def _posterior(self, Y):
         mu, var = self._fit_new_latents(Y - self._mean)
