@@ -58,6 +58,27 @@ def test_reconstructions_and_samples(ppca, digits, tmp_path):
     render(lvm.plot.samples(ppca, 9, (8, 8)), tmp_path, "samples")
 
 
+def test_ard_relevance_and_latent_scatter_of_a_gplvm(digits, tmp_path):
+    model = lvm.BayesianGPLVM(4, n_inducing=10, max_iter=30, tol=None, device="cpu",
+                              random_state=0).fit(digits[0][:120])
+    fig = lvm.plot.ard_relevance(model)
+    render(fig, tmp_path, "ard")
+    assert len(fig.axes[0].patches) == 4  # one bar per latent dimension
+    # with four latent dims the scatter shows the two most relevant
+    fig = lvm.plot.latent_scatter(model, digits[0][:120], digits[1][:120])
+    render(fig, tmp_path, "gplvm_scatter")
+    top = model.relevant_dims_[:2]
+    assert fig.axes[0].get_xlabel() == f"latent dim {top[0]}"
+    assert fig.axes[0].get_ylabel() == f"latent dim {top[1]}"
+
+
+def test_training_curve_of_a_vae_with_validation(digits, tmp_path):
+    model = lvm.VAE(2, hidden_sizes=(16,), max_epochs=5, device="cpu", random_state=0).fit(digits[0])
+    fig = lvm.plot.training_curve(model)
+    render(fig, tmp_path, "vae_curve")
+    assert len(fig.axes[0].lines) == 2  # train and validation
+
+
 def test_ard_relevance_needs_a_model_with_relevances(ppca):
     with pytest.raises(ValueError, match="no ARD relevances"):
         lvm.plot.ard_relevance(ppca)
