@@ -201,6 +201,16 @@ class LatentVariableModel(TransformerMixin, BaseEstimator):
         self._fit(Yt)
         return self
 
+    def _validate_chunk(self, Y, *, first: bool, min_samples: int = 1) -> torch.Tensor:
+        """The data gate of ``partial_fit``: the first chunk sets the model up as ``fit`` does,
+        later chunks are checked against it (same number of features)."""
+        if not first:
+            return self._validate_Y(Y, reset=False)
+        self._setup(Y)
+        Yt = self._validate_Y(Y, reset=True, min_samples=min_samples)
+        self._check_data_hyperparameters(Yt)
+        return Yt
+
     def transform(self, Y, return_std: bool = False):
         """Posterior mean of the latent variables, E[x | y].
 

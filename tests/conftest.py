@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 import torch
 
@@ -16,16 +15,3 @@ def pytest_collection_modifyitems(config, items):
 def ppca_data():
     """Seeded PPCA data, 2000 x 12 with a 3-D latent."""
     return lvm.datasets.make_ppca(2000, 12, 3, noise=0.2, random_state=0)
-
-
-@pytest.fixture(scope="session")
-def oil_flow():
-    try:
-        return lvm.datasets.load_oil_flow()
-    except lvm.datasets.DataFileNotFoundError as exc:
-        pytest.skip(str(exc).split(".")[0])
-
-
-@pytest.fixture
-def rng():
-    return np.random.default_rng(0)

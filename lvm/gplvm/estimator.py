@@ -501,10 +501,8 @@ class BayesianGPLVM(LatentVariableModel):
         self
         """
         first = not isinstance(getattr(self, "_model", None), SVIGPLVM)
+        Yt = self._validate_chunk(Y, first=first, min_samples=self._min_samples)
         if first:
-            self._setup(Y)
-            Yt = self._validate_Y(Y, reset=True, min_samples=self._min_samples)
-            self._check_data_hyperparameters(Yt)
             self.n_iter_ = 0
             for stale in ("_bank_Y", "_bank_mu", "_bank_var"):
                 self.__dict__.pop(stale, None)
@@ -512,7 +510,6 @@ class BayesianGPLVM(LatentVariableModel):
             self._model = model = self._build(Yc, self._n_total, self._projection, self._fracs, self._evals)
             self._make_svi_optimizer(model)
         else:
-            Yt = self._validate_Y(Y, reset=False)
             model = self._model
             Yc = Yt - self._mean
             count = torch.tensor(float(Yc.shape[0]), dtype=torch.float64, device=Yc.device)

@@ -89,11 +89,7 @@ class LinearGaussianModel(LatentVariableModel):
         statistics of all ranks.
         """
         first = not hasattr(self, "_stats")
-        if first:
-            self._setup(Y)
-        Yt = self._validate_Y(Y, reset=first)
-        if first:
-            self._check_data_hyperparameters(Yt)
+        Yt = self._validate_chunk(Y, first=first)
         chunk = self._global(self._stats_of(Yt))
         self._stats = chunk if first else self._stats.merge(chunk)
         self._fit_stats(self._stats)

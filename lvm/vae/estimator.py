@@ -441,15 +441,10 @@ class VAE(LatentVariableModel):
         self
         """
         first = not hasattr(self, "module_")
+        Yt = self._validate_chunk(Y, first=first)
+        dist.gather_counts(*Yt.shape, self._device)
         if first:
-            self._setup(Y)
-            Yt = self._validate_Y(Y, reset=True, min_samples=1)
-            self._check_data_hyperparameters(Yt)
-            dist.gather_counts(*Yt.shape, self._device)
             self._initialize(Yt)
-        else:
-            Yt = self._validate_Y(Y, reset=False)
-            dist.gather_counts(*Yt.shape, self._device)
         self._train(self._wrapped(), Yt, None, 1, None)
         self._set_fitted_attributes()
         return self
