@@ -69,7 +69,6 @@ def one_nn(X, labels):
 # ----------------------------------------------------------------------------------------- lvm
 def run_lvm(Y, labels, Q, max_iter, M=50):
     """Fit lvm's collapsed model, recording (seconds, bound per point) after each group of steps."""
-    import torch
 
     import lvm
     import lvm.gplvm.estimator as est

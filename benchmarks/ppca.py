@@ -11,7 +11,6 @@ evaluate the same model. With CUDA available, lvm on the GPU is timed too (data 
 import argparse
 import time
 
-import numpy as np
 import torch
 from sklearn.decomposition import PCA
 

@@ -135,7 +135,6 @@ def _parallel_worker(rank, world_size, name, n, epochs, port):
 def bench_parallel(a):
     import socket
 
-    import torch.multiprocessing as mp
 
     print(f"{'model':<16} {'processes':>9} {'s / epoch':>10} {'speed-up':>9}   (N={a.n}, D=50, "
           f"total batch 256, {a.epochs} epochs)")

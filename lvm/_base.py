@@ -269,13 +269,6 @@ class LatentVariableModel(TransformerMixin, BaseEstimator):
         with torch.no_grad():
             return self._sample(int(n_samples), gen).cpu().numpy()
 
-    def sample_tensor(self, n_samples: int = 1, random_state=None) -> torch.Tensor:
-        """Like :meth:`sample`, returning a tensor on the model's device."""
-        check_is_fitted(self)
-        gen = self._generator if random_state is None else self._make_generator(random_state)
-        with torch.no_grad():
-            return self._sample(int(n_samples), gen)
-
     # ----------------------------------------------------------- family hooks
     def _check_data_hyperparameters(self, Y: torch.Tensor) -> None:
         """Checks that depend on both the data and the hyper-parameters (e.g. n_components)."""

@@ -19,7 +19,7 @@ from .._stats import GaussianStats
 from .._training import train
 from ..evidence import importance_weighted_log_evidence
 from .collapsed import CollapsedELBO, SparseGPLVM
-from .kernels import KERNELS, kernel_name, lengthscales, make_kernel, relevance
+from .kernels import KERNELS, lengthscales, make_kernel, relevance
 from .latent import EncoderLatent, PointLatent
 from .posterior import InducingPosterior
 from .psi import has_psi_statistics, psi_statistics

@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 import torch
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval
 
 from .._base import LatentVariableModel
 from .._distributed import check_same_features, is_distributed

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numbers
 
-import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 

@@ -1,6 +1,5 @@
 """Shared problems and settings for the GPLVM tests."""
 
-import numpy as np
 import pytest
 import torch
 

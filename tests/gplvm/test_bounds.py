@@ -3,7 +3,6 @@ the optimal q(u)."""
 
 import math
 
-import numpy as np
 import pytest
 import torch
 

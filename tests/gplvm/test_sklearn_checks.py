@@ -1,6 +1,5 @@
 """scikit-learn's own estimator checks over BayesianGPLVM (tiny configurations, both inference modes)."""
 
-import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import lvm
