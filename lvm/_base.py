@@ -31,8 +31,6 @@ from sklearn.utils.validation import check_is_fitted, check_random_state, valida
 
 __all__ = ["LatentVariableModel", "resolve_device"]
 
-EVIDENCE_KINDS = ("exact", "lower bound", "importance-weighted estimate")
-
 
 def resolve_device(device) -> torch.device:
     """Turn the ``device`` hyper-parameter into a :class:`torch.device`.

@@ -51,9 +51,7 @@ class LinearGaussianModel(LatentVariableModel):
         return super().fit(Y, y)
 
     def _fit(self, Y: torch.Tensor) -> None:
-        self._stats = self._global(self._stats_of(Y))
-        self._fit_stats(self._stats)
-        self._set_log_evidence(self._stats)
+        self._fit_to(self._global(self._stats_of(Y)))
 
     def _global(self, stats: GaussianStats) -> GaussianStats:
         """The statistics of all ranks' rows under torch.distributed; ``stats`` otherwise."""
@@ -75,9 +73,7 @@ class LinearGaussianModel(LatentVariableModel):
         if stats.n < self._min_samples:
             raise ValueError(f"Found {stats.n} sample(s) in {source!r}; need at least "
                              f"{self._min_samples}.")
-        self._stats = self._global(stats)
-        self._fit_stats(self._stats)
-        self._set_log_evidence(self._stats)
+        self._fit_to(self._global(stats))
         return self
 
     def partial_fit(self, Y, y=None):
@@ -91,12 +87,13 @@ class LinearGaussianModel(LatentVariableModel):
         first = not hasattr(self, "_stats")
         Yt = self._validate_chunk(Y, first=first)
         chunk = self._global(self._stats_of(Yt))
-        self._stats = chunk if first else self._stats.merge(chunk)
-        self._fit_stats(self._stats)
-        self._set_log_evidence(self._stats)
+        self._fit_to(chunk if first else self._stats.merge(chunk))
         return self
 
-    def _set_log_evidence(self, stats: GaussianStats) -> None:
+    def _fit_to(self, stats: GaussianStats) -> None:
+        """The exact model of the rows ``stats`` summarize, and their total log evidence."""
+        self._stats = stats
+        self._fit_stats(stats)
         # The total log p(Y) follows from the statistics alone: no second pass over the data.
         avg = self._average_log_likelihood(stats, self._W.to(torch.float64),
                                            self._noise.to(torch.float64))
