@@ -1,0 +1,81 @@
+r"""The amortized posterior q(x | y) = N(mu(y), diag exp(lambda(y))) of a network (an encoder).
+
+The VAE's encoder and the back-constrained GPLVM's q(x | y) are the same object. The network maps
+y (n, D) either to one (n, 2K) tensor (the means, then the log-variances) or to a pair
+``(mu, log_var)``. With a ``projection`` P (D, K) the mean is a residual on a linear map,
+mu(y) = (y - c)^T P + net_mu(y), so a network whose last layer starts at zero starts from that map
+(the GPLVM's PCA start).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .prior import kl_standard, kl_standard_log_var
+
+__all__ = ["AmortizedLatent"]
+
+
+class AmortizedLatent(nn.Module):
+    """q(x | y) from a network; maps rows of y to (mean, variance), never indexes anything.
+
+    Parameters
+    ----------
+    net : nn.Module
+        y (n, D) -> (n, 2K) or a pair (mu, log_var) of (n, K) tensors.
+    n_components : int
+        K, used to split a single output.
+    projection : tensor of shape (D, K), optional
+        A fixed linear map the mean is a residual on; ``center`` (D,) is subtracted first.
+    """
+
+    def __init__(self, net: nn.Module, n_components: int, projection=None, center=None):
+        super().__init__()
+        self.net = net
+        self.n_components = int(n_components)
+        if projection is not None:
+            self.register_buffer("projection", projection.clone())
+            self.register_buffer("center", torch.zeros(projection.shape[0], dtype=projection.dtype,
+                                                       device=projection.device)
+                                 if center is None else center.clone())
+        else:
+            self.projection = None
+
+    def encode(self, y: torch.Tensor):
+        """The posterior mean and log-variance, each of shape (n, K)."""
+        out = self.net(y)
+        K = self.n_components
+        if isinstance(out, (tuple, list)):
+            if len(out) != 2:
+                raise ValueError(
+                    f"A custom encoder must return one (n, 2K) tensor or a pair (mu, log_var); it "
+                    f"returned a sequence of {len(out)} items."
+                )
+            mu, log_var = out
+        else:
+            if out.dim() != 2 or out.shape[-1] != 2 * K:
+                raise ValueError(
+                    f"The encoder returned shape {tuple(out.shape)}; expected "
+                    f"(n, 2 * n_components) = (n, {2 * K}) (means, then log-variances) or a pair "
+                    "(mu, log_var)."
+                )
+            mu, log_var = out[:, :K], out[:, K:]
+        if mu.shape != (y.shape[0], K) or log_var.shape != mu.shape:
+            raise ValueError(
+                f"The encoder returned mu of shape {tuple(mu.shape)} and log_var of shape "
+                f"{tuple(log_var.shape)}; both must be (n, n_components) = ({y.shape[0]}, {K})."
+            )
+        if self.projection is not None:
+            mu = mu + (y - self.center) @ self.projection
+        return mu, log_var
+
+    def forward(self, y: torch.Tensor, rows=None):
+        """(mean, variance) of q(x | y) for the rows ``y``; ``rows`` is ignored."""
+        mu, log_var = self.encode(y)
+        return mu, torch.exp(log_var)
+
+    def kl(self, mu, var) -> torch.Tensor:
+        return kl_standard(mu, var)
+
+    kl_log_var = staticmethod(kl_standard_log_var)

@@ -1,0 +1,25 @@
+"""Likelihoods p(y | f) shared by every decoder family, chosen by name.
+
+A new likelihood is one file (a :class:`Likelihood` subclass) and one line in
+:data:`LIKELIHOODS`; every family that accepts ``likelihood=`` can then use it.
+"""
+
+from ._base import Likelihood, masked_sum
+from .bernoulli import BernoulliLikelihood
+from .gaussian import GaussianLikelihood
+
+__all__ = ["Likelihood", "GaussianLikelihood", "BernoulliLikelihood", "LIKELIHOODS",
+           "get_likelihood", "masked_sum"]
+
+#: Likelihoods by the name the estimators' ``likelihood`` parameter takes.
+LIKELIHOODS = {"gaussian": GaussianLikelihood, "bernoulli": BernoulliLikelihood}
+
+
+def get_likelihood(name: str) -> type[Likelihood]:
+    """The likelihood class registered under ``name``."""
+    try:
+        return LIKELIHOODS[name]
+    except KeyError:
+        raise ValueError(
+            f"Unknown likelihood {name!r}; choose one of {sorted(LIKELIHOODS)}."
+        ) from None
