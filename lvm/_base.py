@@ -1,33 +1,56 @@
 """The estimator base shared by every decoder family.
 
 It owns, once for all families: the data gate (scikit-learn's validators for array input, the same
-checks in torch for tensor input), numpy <-> torch conversion, device and dtype, ``random_state``,
-fitted-state checks, and the public methods (``transform``, ``inverse_transform``, ``score_samples``,
-``score``, ``sample``). A family implements only its math in the private hooks:
+checks in torch for tensor input, the likelihood's support), internal standardization, numpy <->
+torch conversion, device and dtype, ``random_state``, the fitted state (fresh on every ``fit``,
+never half-made), the thread policy, and the public methods (``transform``,
+``inverse_transform``, ``score_samples``, ``score``, ``sample``, scikit-learn's output API). A
+family implements only its math in the private hooks, on data in the model's own coordinates:
 
-``_fit(Y)``
-    learn the parameters from a validated tensor ``Y`` of shape (n_samples, n_features); set the
+``_fit(Z)``
+    learn the parameters from a validated tensor ``Z`` of shape (n_samples, n_features); set the
     trailing-underscore attributes and ``n_components_``.
-``_posterior(Y)``
+``_posterior(Z)``
     mean and standard deviation of q(x | y) (the exact posterior where there is one).
 ``_decode(X)``
-    the decoder mean f(x).
-``_log_evidence(Y)``
-    log p(y) per sample in nats: exact, a lower bound, or an estimate, as ``evidence_kind`` says.
-``_sample(n, generator)``
-    draws from the fitted generative model.
+    the decoder's mean E[y | x].
+``_log_evidence(Z)``
+    log p(z) per sample in nats: exact, a lower bound, or an estimate, as ``evidence_kind`` says.
+``_decoder_sample(X, generator)`` and ``_likelihood_module()``
+    a draw of the decoder output f at x and the likelihood p(y | f): ``sample`` draws x from the
+    prior, then f, then y.
+
+**Units.** Data come in whatever units the user has. When the family's likelihood is a
+location-scale family (the Gaussian), the model is fitted to z = (y - location_) / scale_, with
+``location_`` the per-feature mean and ``scale_`` one number, the root mean per-feature variance,
+both from the training data. Everything public is in the data's units: the evidence includes the
+log-Jacobian -D log(scale_), so fitting c Y + b instead of Y gives the same model and a score
+shifted by exactly -D log c; decoded means, samples and noise variances are mapped back. Floors and
+jitters inside the families are relative to the data's scale by construction.
+
+**Fitted state.** Every ``fit`` starts from a clean estimator (all state of a previous fit is
+removed first). If ``fit`` raises, the estimator is unfitted (``NotFittedError``), with one
+exception: a numerical failure the training loop could not recover from (:class:`NumericalError`)
+or a ``KeyboardInterrupt`` during an iterative family's training leave the model in its last good
+epoch, usable, with ``converged_ = False``; the exception still propagates.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import numbers
 from typing import Any
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
+
+from . import _distributed as dist
+from . import settings
+from ._training import NumericalError
+from ._validation import Interval, StrOptions, check_positive_int
 
 __all__ = ["LatentVariableModel", "resolve_device"]
 
@@ -56,19 +79,25 @@ def resolve_device(device) -> torch.device:
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-class LatentVariableModel(TransformerMixin, BaseEstimator):
+class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Base class of the lvm estimators: a latent x ~ N(0, I) and a decoder y | x ~ p(y | f(x)).
 
     Not used directly; see :class:`lvm.PPCA`, :class:`lvm.FactorAnalysis`, :class:`lvm.VAE` and
     :class:`lvm.BayesianGPLVM`.
 
     Input conventions: numpy (or anything array-like) in gives numpy out; a :class:`torch.Tensor` in
-    gives a tensor out, on the model's device.
+    gives a tensor out, on the model's device. Outputs have the input's floating dtype (float64 in
+    gives float64 out, whatever precision the model computes in) unless ``dtype`` is set, which
+    fixes both the computation and the outputs.
     """
 
+    #: The decoder family: "linear", "neural", "gaussian process", ...
+    family: str = ""
     #: What ``score_samples`` returns: "exact", "lower bound" or "importance-weighted estimate".
     evidence_kind: str = "exact"
-    #: Default computation dtype when ``dtype=None`` and the input is not floating point.
+    #: What ``train_evidence_`` is: "exact" or "lower bound" (the training objective).
+    train_evidence_kind: str = "exact"
+    #: Computation dtype when ``dtype=None``.
     _default_dtype = torch.float64
     #: Fewest samples ``fit`` accepts.
     _min_samples = 2
@@ -80,20 +109,61 @@ class LatentVariableModel(TransformerMixin, BaseEstimator):
         "verbose": ["boolean", Interval(numbers.Integral, 0, None, closed="left")],
     }
 
+    # ------------------------------------------------------------------ fitted state
+    def _reset(self) -> None:
+        """Remove every trace of a previous fit (the attributes a fit added); what was there
+        before (hyper-parameters, scikit-learn's own machinery) stays."""
+        for name in self.__dict__.pop("_fitted_keys", ()):
+            self.__dict__.pop(name, None)
+        self._keys_before_fit = frozenset(vars(self)) | {"_keys_before_fit"}
+
+    def _mark_fitted(self) -> None:
+        self._usable = True
+        self._fitted_keys = frozenset(vars(self)) - self._keys_before_fit
+
+    def _abort(self) -> None:
+        """After a failed fit: back to the state before it (unfitted)."""
+        for name in set(vars(self)) - self._keys_before_fit:
+            self.__dict__.pop(name, None)
+
+    def _is_fitted(self) -> bool:
+        return bool(getattr(self, "_usable", False))
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return self._is_fitted()
+
+    @contextlib.contextmanager
+    def _usable_on_interrupt(self, finalize):
+        """Inside: a NumericalError or KeyboardInterrupt from the training loop (which restored
+        the last good epoch) first makes the estimator usable with ``finalize()``, then
+        propagates."""
+        try:
+            yield
+        except (NumericalError, KeyboardInterrupt):
+            finalize()
+            self.converged_ = False
+            self._usable = True
+            raise
+
     # ------------------------------------------------------------------ set-up
     def _setup(self, Y):
-        """Validate hyper-parameters and resolve the device and dtype for a new fit."""
+        """Validate hyper-parameters and resolve the device and dtypes for a new fit."""
         self._validate_params()
+        self._check_likelihood_supported()
         self._device = resolve_device(self.device)
-        if self.dtype is not None:
-            self._dtype = _DTYPES[self.dtype]
-        elif isinstance(Y, torch.Tensor) and Y.dtype in (torch.float32, torch.float64):
-            self._dtype = Y.dtype
-        elif isinstance(Y, np.ndarray) and Y.dtype in (np.float32, np.float64):
-            self._dtype = torch.float32 if Y.dtype == np.float32 else torch.float64
-        else:
-            self._dtype = self._default_dtype
+        self._dtype = _DTYPES[self.dtype] if self.dtype is not None else self._default_dtype
+        self._input_dtype = self._float_dtype_of(Y) or torch.float64
         self._generator = self._make_generator(self.random_state)
+
+    @staticmethod
+    def _float_dtype_of(Y):
+        """torch.float32 / float64 when ``Y`` is a float32 / float64 array or tensor, else None."""
+        dtype = getattr(Y, "dtype", None)
+        if isinstance(dtype, torch.dtype):
+            return dtype if dtype in (torch.float32, torch.float64) else None
+        if dtype is not None and dtype in (np.float32, np.float64):
+            return torch.float32 if dtype == np.float32 else torch.float64
+        return None
 
     def _make_generator(self, random_state) -> torch.Generator:
         """A local generator on the model's device, seeded from ``random_state`` alone."""
@@ -102,11 +172,53 @@ class LatentVariableModel(TransformerMixin, BaseEstimator):
         gen.manual_seed(seed)
         return gen
 
+    def _new_seed(self) -> int:
+        """A fresh seed from the estimator's own generator."""
+        return int(torch.randint(0, 2**31 - 1, (1,), generator=self._generator,
+                                 device=self._device))
+
+    # ------------------------------------------------------------------ likelihood
+    #: Likelihood names the family supports (the ``likelihood`` hyper-parameter, when it has one).
+    _likelihoods = frozenset({"gaussian"})
+
+    def _likelihood_name(self) -> str:
+        return getattr(self, "likelihood", "gaussian")
+
+    def _supported_likelihoods(self):
+        return self._likelihoods
+
+    def _check_likelihood_supported(self) -> None:
+        name = self._likelihood_name()
+        supported = self._supported_likelihoods()
+        if name not in supported:
+            raise ValueError(
+                f"likelihood={name!r} is not supported by {self._describe()}; it supports "
+                f"{sorted(supported)}." + self._likelihood_hint(name)
+            )
+
+    def _likelihood_hint(self, name) -> str:
+        return ""
+
+    def _describe(self) -> str:
+        return type(self).__name__
+
+    def _likelihood_class(self):
+        from .likelihoods import get_likelihood
+
+        return get_likelihood(self._likelihood_name())
+
+    def _standardizes(self) -> bool:
+        return self._likelihood_class().location_scale
+
     # --------------------------------------------------------------- data gate
     def _validate_Y(self, Y, *, reset: bool, min_samples: int = 1) -> torch.Tensor:
-        """Check the data and return it as a tensor on the model's device and dtype."""
+        """Check the data and return it in the model's coordinates, dtype and device.
+
+        With ``reset`` the standardization is fitted to these rows (over all ranks under
+        torch.distributed) before it is applied.
+        """
         if isinstance(Y, torch.Tensor):
-            Yt = self._check_tensor(Y, name="Y", reset=reset, min_samples=min_samples)
+            T = self._check_tensor(Y, name="Y", reset=reset, min_samples=min_samples)
         else:
             Yn = validate_data(
                 self,
@@ -119,8 +231,44 @@ class LatentVariableModel(TransformerMixin, BaseEstimator):
             if not Yn.flags.writeable:  # e.g. a read-only memmap; torch needs writable memory
                 Yn = np.array(Yn)
             Yn = np.ascontiguousarray(Yn)  # torch rejects negative strides (e.g. Y[::-1])
-            Yt = torch.as_tensor(Yn, dtype=self._dtype).to(self._device)
-        return Yt
+            T = torch.as_tensor(Yn).to(self._device)
+        self._likelihood_class().check_support(T)
+        if reset:
+            self._fit_standardization(T)
+        return self._standardize(T)
+
+    def _working_dtype(self, dtype: torch.dtype) -> torch.dtype:
+        # Standardize in float64 when the data arrive in float64, then cast: an offset large
+        # next to the spread must not be rounded away in a float32 model.
+        return torch.float64 if dtype == torch.float64 else self._dtype
+
+    def _fit_standardization(self, T: torch.Tensor) -> None:
+        D = T.shape[1]
+        if not self._standardizes():
+            self._loc, self._scale = None, 1.0
+        else:
+            n, mean, ss = dist.moments(T)
+            var = ss / max(n, 1)
+            scale = math.sqrt(float(var.mean())) if n > 1 else 0.0
+            if not (scale > 0.0 and math.isfinite(scale)):
+                # Constant data: any scale is as good; keep the data's own magnitude.
+                scale = float(mean.abs().max()) or 1.0
+            self._loc, self._scale = mean, scale
+        self.location_ = (np.zeros(D) if self._loc is None else self._loc.cpu().numpy())
+        self.scale_ = float(self._scale)
+        self._log_jacobian = -D * math.log(self._scale)
+
+    def _standardize(self, T: torch.Tensor) -> torch.Tensor:
+        T = T.to(self._working_dtype(T.dtype))
+        if self._loc is not None:
+            T = (T - self._loc.to(T.dtype)) / self._scale
+        return T.to(self._dtype)
+
+    def _unstandardize(self, Z: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        Z = Z.to(dtype)
+        if self._loc is None:
+            return Z
+        return Z * self._scale + self._loc.to(dtype)
 
     def _check_tensor(self, T: torch.Tensor, *, name, reset, min_samples=1, n_columns=None):
         if T.dim() != 2:
@@ -139,7 +287,8 @@ class LatentVariableModel(TransformerMixin, BaseEstimator):
             )
         if T.shape[1] < 1:
             raise ValueError(f"{name} has 0 feature(s) (shape={tuple(T.shape)}); need at least 1.")
-        T = T.to(device=self._device, dtype=self._dtype)
+        dtype = T.dtype if T.dtype in (torch.float32, torch.float64) else torch.float64
+        T = T.to(device=self._device, dtype=self._working_dtype(dtype))
         if not bool(torch.isfinite(T).all()):
             raise ValueError(f"Input {name} contains NaN or infinity.")
         if n_columns is None:
@@ -166,17 +315,38 @@ class LatentVariableModel(TransformerMixin, BaseEstimator):
         else:
             from sklearn.utils import check_array
 
-            T = torch.as_tensor(
-                check_array(X, dtype=[np.float64, np.float32], input_name="X"), dtype=self._dtype
-            )
-        return self._check_tensor(T, name="X", reset=False, n_columns=self.n_components_)
+            A = check_array(X, dtype=[np.float64, np.float32], input_name="X")
+            if not A.flags.writeable:  # e.g. the view of a DataFrame's values
+                A = np.array(A)
+            T = torch.as_tensor(A)
+        T = self._check_tensor(T, name="X", reset=False, n_columns=self.n_components_)
+        return T.to(self._dtype)
 
-    @staticmethod
-    def _output(T: torch.Tensor, like):
-        """numpy in gives numpy out; a tensor in gives a tensor out (on the model's device)."""
+    def _out_dtype(self, like) -> torch.dtype:
+        """An explicit ``dtype`` hyper-parameter; else the input's floating dtype (the fit data's
+        for non-float input)."""
+        if self.dtype is not None:
+            return self._dtype
+        return self._float_dtype_of(like) or self._input_dtype
+
+    def _output(self, T: torch.Tensor, like):
+        """numpy in gives numpy out, a tensor in gives a tensor out (on the model's device), in
+        the dtype :meth:`_out_dtype` says."""
+        T = T.detach().to(self._out_dtype(like))
         if isinstance(like, torch.Tensor):
             return T
-        return T.detach().cpu().numpy()
+        return T.cpu().numpy()
+
+    # ------------------------------------------------------------------ threads
+    def _work_elements(self, n_rows: int, n_features: int) -> int:
+        """The size of the largest tensor one training step touches (for the thread policy)."""
+        return n_rows * n_features
+
+    def _threads(self, Y):
+        shape = getattr(Y, "shape", None)
+        if shape is None or len(shape) != 2:
+            return settings.thread_scope(None)
+        return settings.thread_scope(self._work_elements(int(shape[0]), int(shape[1])))
 
     # ----------------------------------------------------------- public API
     def fit(self, Y, y=None):
@@ -193,21 +363,44 @@ class LatentVariableModel(TransformerMixin, BaseEstimator):
         -------
         self
         """
-        self._setup(Y)
-        Yt = self._validate_Y(Y, reset=True, min_samples=self._min_samples)
-        self._check_data_hyperparameters(Yt)
-        self._fit(Yt)
+        self._reset()
+        try:
+            self._setup(Y)
+            with self._threads(Y):
+                Z = self._validate_Y(Y, reset=True, min_samples=self._min_samples)
+                self._check_data_hyperparameters(Z)
+                self._fit(Z)
+            self._mark_fitted()
+        except BaseException:
+            if self._is_fitted():
+                self._mark_fitted()
+            else:
+                self._abort()
+            raise
         return self
 
-    def _validate_chunk(self, Y, *, first: bool, min_samples: int = 1) -> torch.Tensor:
-        """The data gate of ``partial_fit``: the first chunk sets the model up as ``fit`` does,
-        later chunks are checked against it (same number of features)."""
-        if not first:
-            return self._validate_Y(Y, reset=False)
-        self._setup(Y)
-        Yt = self._validate_Y(Y, reset=True, min_samples=min_samples)
-        self._check_data_hyperparameters(Yt)
-        return Yt
+    def _partial_fit(self, Y, chunk_fn, min_samples: int = 1):
+        """The template of ``partial_fit``: the first chunk sets the model up as ``fit`` does
+        (``chunk_fn(Z, first=True)``), later chunks are checked against it (same features)."""
+        first = not self._is_fitted()
+        if first:
+            self._reset()
+        try:
+            if first:
+                self._setup(Y)
+            with self._threads(Y):
+                Z = self._validate_Y(Y, reset=first, min_samples=min_samples if first else 1)
+                if first:
+                    self._check_data_hyperparameters(Z)
+                chunk_fn(Z, first=first)
+            self._mark_fitted()
+        except BaseException:
+            if self._is_fitted():
+                self._mark_fitted()
+            else:
+                self._abort()
+            raise
+        return self
 
     def transform(self, Y, return_std: bool = False):
         """Posterior mean of the latent variables, E[x | y].
@@ -224,19 +417,30 @@ class LatentVariableModel(TransformerMixin, BaseEstimator):
         X_std : ndarray or Tensor of shape (n_samples, n_components), only if ``return_std``
         """
         check_is_fitted(self)
-        Yt = self._validate_Y(Y, reset=False)
-        with torch.no_grad():
-            mean, std = self._posterior(Yt)
+        with self._threads(Y):
+            Z = self._validate_Y(Y, reset=False)
+            with torch.no_grad():
+                mean, std = self._posterior(Z)
         if return_std:
             return self._output(mean, Y), self._output(std, Y)
         return self._output(mean, Y)
 
     def inverse_transform(self, X):
-        """Decoder mean f(x) for latent coordinates ``X`` of shape (n_samples, n_components)."""
+        """Decoder mean E[y | x] for latent coordinates ``X`` of shape (n_samples, n_components)."""
         check_is_fitted(self)
         Xt = self._validate_X(X)
         with torch.no_grad():
-            return self._output(self._decode(Xt), X)
+            Z = self._decode(Xt)
+        return self._output(self._unstandardize(Z, self._out_dtype(X)), X)
+
+    def _score_values(self, Y) -> torch.Tensor:
+        """log p(y) per row in nats, of the data as passed (float64 tensor)."""
+        check_is_fitted(self)
+        with self._threads(Y):
+            Z = self._validate_Y(Y, reset=False)
+            with torch.no_grad():
+                values = self._log_evidence(Z).detach()
+        return values.to(torch.float64) + self._log_jacobian
 
     def score_samples(self, Y):
         """Log evidence log p(y) of each sample, in nats.
@@ -244,28 +448,30 @@ class LatentVariableModel(TransformerMixin, BaseEstimator):
         Whether this is exact, a lower bound or an importance-weighted estimate is given by the
         estimator's ``evidence_kind``.
         """
-        check_is_fitted(self)
-        Yt = self._validate_Y(Y, reset=False)
-        return self._output(self._log_evidence(Yt).detach(), Y)
+        return self._output(self._score_values(Y), Y)
 
     def score(self, Y, y=None) -> float:
-        """Mean log evidence per sample, in nats (see :meth:`score_samples`)."""
-        check_is_fitted(self)
-        Yt = self._validate_Y(Y, reset=False)
-        return float(self._log_evidence(Yt).detach().mean())
+        """Mean log evidence per sample, in nats (see :meth:`score_samples`).
+
+        Under torch.distributed each rank passes its own rows and every rank gets the mean over
+        the rows of all ranks (all ranks must call it together).
+        """
+        return float(dist.global_mean(self._score_values(Y)))
 
     def sample(self, n_samples: int = 1, random_state=None):
-        """Draw ``n_samples`` new observations from the fitted generative model.
+        """Draw ``n_samples`` new observations from the fitted generative model: x from the prior
+        N(0, I), the decoder output f at x, then y from the likelihood p(y | f).
 
-        Returns a numpy array; ``random_state`` seeds the draw (the estimator's own generator
-        continues its stream when it is None).
+        Returns a numpy array (in the dtype of the data seen at fit); ``random_state`` seeds the
+        draw (the estimator's own generator continues its stream when it is None).
         """
         check_is_fitted(self)
-        if not isinstance(n_samples, numbers.Integral) or isinstance(n_samples, bool) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        n = check_positive_int(n_samples, "n_samples")
         gen = self._generator if random_state is None else self._make_generator(random_state)
         with torch.no_grad():
-            return self._sample(int(n_samples), gen).cpu().numpy()
+            Z = self._sample(n, gen)
+        dtype = self._dtype if self.dtype is not None else self._input_dtype
+        return self._unstandardize(Z, dtype).cpu().numpy()
 
     # ----------------------------------------------------------- family hooks
     def _check_data_hyperparameters(self, Y: torch.Tensor) -> None:
@@ -290,10 +496,24 @@ class LatentVariableModel(TransformerMixin, BaseEstimator):
     def _log_evidence(self, Y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _sample(self, n: int, generator: torch.Generator) -> torch.Tensor:  # pragma: no cover
+    def _decoder_sample(self, X: torch.Tensor, generator) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
+    def _likelihood_module(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        from .latents import sample_prior
+
+        x = sample_prior(n, self.n_components_, generator, device=self._device, dtype=self._dtype)
+        return self._likelihood_module().sample(self._decoder_sample(x, generator), generator)
+
     # ----------------------------------------------------------- conveniences
+    @property
+    def _n_features_out(self):
+        """Number of transformed output features (scikit-learn's ``get_feature_names_out``)."""
+        return self.n_components_
+
     @property
     def device_(self) -> torch.device:
         """The device the fitted model lives on."""
@@ -320,4 +540,3 @@ class LatentVariableModel(TransformerMixin, BaseEstimator):
         if gen_state is not None:
             self._generator = torch.Generator(device=self._device)
             self._generator.set_state(gen_state)
-

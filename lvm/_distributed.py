@@ -21,6 +21,8 @@ __all__ = [
     "broadcast_module",
     "min_int",
     "max_int",
+    "global_mean",
+    "moments",
 ]
 
 
@@ -121,3 +123,32 @@ def max_int(value: int) -> int:
     if not is_distributed():
         return int(value)
     return int(_reduce(torch.tensor([int(value)]), torch.distributed.ReduceOp.MAX)[0])
+
+
+def global_mean(values: torch.Tensor) -> torch.Tensor:
+    """The mean of ``values`` over the rows of every rank (float64, 0-d); the local mean
+    without a process group."""
+    values = values.to(torch.float64)
+    if not is_distributed():
+        return values.mean()
+    stats = torch.stack([values.sum(), values.new_tensor(float(values.shape[0]))])
+    stats = all_reduce_sum(stats)
+    return stats[0] / stats[1]
+
+
+def moments(Y: torch.Tensor) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """(count, mean, per-feature sum of squared deviations) of the rows of every rank, in
+    float64 (Chan et al.'s merge through the pooled sums), without forming a D x D matrix."""
+    Y = Y.to(torch.float64)
+    n = Y.shape[0]
+    mean = Y.mean(0) if n else Y.new_zeros(Y.shape[1])
+    ss = ((Y - mean) ** 2).sum(0) if n else Y.new_zeros(Y.shape[1])
+    if not is_distributed():
+        return n, mean, ss
+    check_same_features(Y.shape[1], Y.device)  # before collectives whose sizes would disagree
+    nm = all_reduce_sum(torch.cat([Y.new_tensor([float(n)]), mean * n]))
+    n_all = int(round(float(nm[0])))
+    mean_all = nm[1:] / max(n_all, 1)
+    d = mean - mean_all
+    ss_all = all_reduce_sum(ss + d * d * n)
+    return n_all, mean_all, ss_all

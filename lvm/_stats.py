@@ -11,11 +11,9 @@ kept in float64.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-__all__ = ["GaussianStats", "chunk_rows"]
+__all__ = ["GaussianStats", "chunk_rows", "descending_eigh"]
 
 DEFAULT_CHUNK = 65536
 
@@ -25,11 +23,22 @@ def chunk_rows(n_rows: int, chunk_size: int = DEFAULT_CHUNK):
         yield slice(start, min(start + chunk_size, n_rows))
 
 
-@dataclass
 class GaussianStats:
-    n: int
-    mean: torch.Tensor  # (D,) float64
-    scatter: torch.Tensor  # (D, D) float64, sum of (y - mean)(y - mean)^T
+    """Count ``n``, ``mean`` (D,) and ``scatter`` (D, D), the sum of (y - mean)(y - mean)^T, in
+    float64. The scatter may be given by a root F (r, D) with scatter = F^T F (a thin SVD of the
+    centred data when there are fewer rows than features); it is formed only when needed."""
+
+    def __init__(self, n: int, mean, scatter=None, root=None):
+        self.n = n
+        self.mean = mean
+        self._scatter = scatter
+        self._root = root
+
+    @property
+    def scatter(self) -> torch.Tensor:
+        if self._scatter is None and self._root is not None:
+            self._scatter = self._root.T @ self._root
+        return self._scatter
 
     @classmethod
     def of(cls, Y: torch.Tensor) -> "GaussianStats":
@@ -67,3 +76,10 @@ class GaussianStats:
         d = self.mean - mean
         scatter = all_reduce_sum(self.scatter + torch.outer(d, d) * self.n)
         return GaussianStats(n, mean, scatter)
+
+
+def descending_eigh(covariance: torch.Tensor):
+    """Eigenvalues (descending, clamped at 0) and eigenvectors (columns, same order) of a
+    symmetric covariance: the principal axes every family's PCA start uses."""
+    eigvals, eigvecs = torch.linalg.eigh(covariance)
+    return eigvals.flip(0).clamp_min(0.0), eigvecs.flip(1)

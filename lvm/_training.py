@@ -5,11 +5,14 @@ objective (log evidence or its bound per data point, higher is better) as a 0-d 
 reads it back once per epoch, never per step, so on a GPU the steps queue without host round trips.
 
 The loop owns what every family needs: ``max_epochs``, relative tolerance, early stopping on a
-validation objective with the best state restored, ``history_``, a progress bar, the
-ConvergenceWarning, and recovery from numerical failure (NaN objective or a failed Cholesky): the
-last good state is restored, the step size halved (and the family's ``on_failure`` hook called, for
-example to raise the jitter), up to ``max_retries`` times, after which :class:`NumericalError` is
-raised with the model left in its last good state.
+validation objective with the best state restored, the history, a progress bar, a per-epoch
+callback, the ConvergenceWarning, and recovery from numerical failure (a non-finite objective or a
+failed Cholesky factorization): the modules and *every* optimizer are restored to the last good
+epoch, every step size is halved, and the family's ``on_failure`` hook may act at the depth of
+the failure (more jitter on the matrix that failed, a higher noise floor), up to ``max_retries``
+times, after which :class:`NumericalError` is raised with the model left in its last good state.
+A ``KeyboardInterrupt`` also restores the last good state before it propagates, so the caller can
+leave a usable model behind.
 """
 
 from __future__ import annotations
@@ -23,22 +26,28 @@ from typing import Callable
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-__all__ = ["NumericalError", "TrainResult", "train"]
+__all__ = ["NumericalError", "TrainResult", "train", "numerical_errors"]
 
 
 class NumericalError(FloatingPointError):
-    """Training met a non-finite objective or a non-positive-definite matrix it could not recover from."""
+    """Training met a non-finite objective or a non-positive-definite matrix it could not recover
+    from. The estimator is left in its last good state."""
 
 
 @dataclass
 class TrainResult:
+    """What :func:`train` did; filled in place, so it is complete even when training raises."""
+
     history: list = field(default_factory=list)
     n_epochs: int = 0
     converged: bool = False
     best_epoch: int | None = None
+    interrupted: bool = False
+    retries: int = 0
 
 
-def _linalg_errors():
+def numerical_errors() -> tuple:
+    """The exceptions that mean "this step was numerically unsound" (retried by :func:`train`)."""
     errs = [torch._C._LinAlgError]
     try:
         from linear_operator.utils.errors import NanError, NotPSDError
@@ -49,24 +58,35 @@ def _linalg_errors():
     return tuple(errs)
 
 
-def _snapshot(modules, optimizer):
+def _as_list(optimizers):
+    if optimizers is None:
+        return []
+    if isinstance(optimizers, (list, tuple)):
+        return [o for o in optimizers if o is not None]
+    return [optimizers]
+
+
+def _snapshot(modules, optimizers):
     state = [copy.deepcopy(m.state_dict()) for m in modules]
-    opt = copy.deepcopy(optimizer.state_dict()) if optimizer is not None else None
-    return state, opt
+    opts = [copy.deepcopy(o.state_dict()) for o in optimizers]
+    return state, opts
 
 
-def _restore(snapshot, modules, optimizer):
-    state, opt = snapshot
+def _restore(snapshot, modules, optimizers):
+    state, opts = snapshot
     for m, s in zip(modules, state):
         m.load_state_dict(s)
-    if optimizer is not None and opt is not None:
-        optimizer.load_state_dict(opt)
+    for o, s in zip(optimizers, opts):
+        lrs = [g["lr"] for g in o.param_groups]
+        o.load_state_dict(s)
+        for g, lr in zip(o.param_groups, lrs):  # keep any step size halved since the snapshot
+            g["lr"] = lr
 
 
 def train(
     epoch: Callable[[], torch.Tensor],
     modules,
-    optimizer=None,
+    optimizers=None,
     *,
     max_epochs: int,
     tol: float | None = None,
@@ -77,9 +97,13 @@ def train(
     desc: str = "fit",
     objective_name: str = "elbo",
     max_retries: int = 3,
-    on_failure: Callable[[int], None] | None = None,
+    on_failure: Callable[[int, BaseException | None], str | None] | None = None,
+    callback: Callable[[dict], None] | None = None,
     estimator_name: str = "model",
     limit_message: str | None = None,
+    advice: str = "Try standardizing the data or a smaller learning rate.",
+    result: TrainResult | None = None,
+    warn: bool = True,
 ) -> TrainResult:
     """Run ``epoch`` up to ``max_epochs`` times; see the module docstring.
 
@@ -87,47 +111,58 @@ def train(
     ----------
     epoch : callable returning a 0-d tensor, the training objective per point (higher is better).
     modules : list of torch.nn.Module whose state is snapshotted and restored.
-    optimizer : torch.optim.Optimizer or None; its learning rate is halved after a failure.
+    optimizers : an optimizer, a list of them, or None; all are snapshotted and restored together,
+        and their step sizes halved after a failure.
     tol : stop when the training objective improved by less than ``tol`` (relative to
         ``max(1, |objective|)``) over ``n_iter_no_change`` epochs. None: run all epochs.
     validation : callable returning the validation objective; enables early stopping with
         ``patience`` and restoring the best state.
+    on_failure : called as ``on_failure(retry, exception_or_None)`` after the restore; it may act
+        on the cause and returns a few words saying what it changed (for the error message).
+    callback : called with each epoch's record (``epoch``, ``train``, ``validation``) after it is
+        appended to the history (benchmarks time epochs with it).
+    advice : the last sentence of the :class:`NumericalError` message.
+    result : a :class:`TrainResult` to fill in place (so the caller holds it if training raises).
+    warn : whether to emit the ConvergenceWarning (callers that decide it themselves pass False).
     """
     modules = list(modules)
-    result = TrainResult()
+    optimizers = _as_list(optimizers)
+    result = TrainResult() if result is None else result
     bar = None
     if verbose:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=max_epochs, desc=desc, leave=bool(verbose), dynamic_ncols=True)
-    good = _snapshot(modules, optimizer)
+    good = _snapshot(modules, optimizers)
     best_val, best_state, since_best = -math.inf, None, 0
-    retries = 0
-    errors = _linalg_errors()
+    remedies: list[str] = []
+    errors = numerical_errors()
     ep = 0
     try:
         while ep < max_epochs:
             try:
                 value = float(epoch())
-                failure = None if math.isfinite(value) else f"the {objective_name} became {value}"
-            except errors as exc:
-                failure = f"{type(exc).__name__}: {exc}".split("\n")[0]
+                failure, exc = (None if math.isfinite(value)
+                                else f"the {objective_name} became {value}"), None
+            except errors as err:
+                failure, exc = f"{type(err).__name__}: {err}".split("\n")[0], err
             if failure is not None:
-                _restore(good, modules, optimizer)
-                retries += 1
-                if retries > max_retries:
+                _restore(good, modules, optimizers)
+                result.retries += 1
+                if result.retries > max_retries:
+                    done = "; ".join(dict.fromkeys(["halved the step size"] + remedies))
                     raise NumericalError(
                         f"{estimator_name} training failed at epoch {ep + 1} ({failure}) and did not "
-                        f"recover after {max_retries} retries with a smaller step"
-                        + (" and more jitter" if on_failure is not None else "")
-                        + ". The model was left in its last good state. Try standardizing the data, "
-                        "a smaller learning rate, or float64."
-                    )
-                if optimizer is not None:
-                    for group in optimizer.param_groups:
+                        f"recover after {max_retries} retries ({done}). The model was left in its "
+                        f"last good state (epoch {ep}). {advice}"
+                    ) from exc
+                for opt in optimizers:
+                    for group in opt.param_groups:
                         group["lr"] = group["lr"] * 0.5
                 if on_failure is not None:
-                    on_failure(retries)
+                    remedy = on_failure(result.retries, exc)
+                    if remedy:
+                        remedies.append(remedy)
                 continue
             ep += 1
             record = {"epoch": ep, "train": value}
@@ -136,11 +171,14 @@ def train(
                 record["validation"] = val
                 if val > best_val:
                     best_val, since_best, result.best_epoch = val, 0, ep
-                    best_state = _snapshot(modules, None)
+                    best_state = _snapshot(modules, [])
                 else:
                     since_best += 1
             result.history.append(record)
-            good = _snapshot(modules, optimizer)
+            result.n_epochs = ep
+            good = _snapshot(modules, optimizers)
+            if callback is not None:
+                callback(record)
             if bar is not None:
                 post = {objective_name: f"{value:.4g}"}
                 if validation is not None:
@@ -155,13 +193,18 @@ def train(
                 if value - old < tol * max(1.0, abs(value)):
                     result.converged = True
                     break
+    except KeyboardInterrupt:
+        # An epoch cut short leaves the parameters half-updated: go back to the last whole one.
+        _restore(good, modules, optimizers)
+        result.interrupted = True
+        raise
     finally:
         if bar is not None:
             bar.close()
     if best_state is not None:
-        _restore(best_state, modules, None)
+        _restore(best_state, modules, [])
     result.n_epochs = ep
-    if not result.converged and tol is not None and validation is None:
+    if warn and not result.converged and tol is not None and validation is None:
         warnings.warn(
             f"{estimator_name} did not converge "
             + (limit_message or f"in max_epochs={max_epochs} epochs")

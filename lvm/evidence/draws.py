@@ -7,7 +7,7 @@ O(1 / sqrt(N)). A stream drawn from one generator for the whole batch fails the 
 draws for every row fail the third. Here each draw is a counter-based hash of (row bits, seed,
 draw index), turned into a normal by Box-Muller, all vectorized on the data's device.
 
-Nothing here is specific to the VAE: any family with an importance-weighted estimator can use it.
+Every family's Monte Carlo evidence (:mod:`lvm.evidence.estimators`) draws through it.
 """
 
 from __future__ import annotations

@@ -1,16 +1,21 @@
-"""Exact Gaussian evidence of linear-Gaussian latent models.
+r"""Exact Gaussian evidence of linear-Gaussian latent models.
 
 For y = W x + mu + e with x ~ N(0, I) and e ~ N(0, diag(psi)), the marginal is
 
     p(y) = N(y; mu, C),    C = W W^T + diag(psi),
 
-and by the matrix determinant lemma and Woodbury identity, with M = I + W^T Psi^{-1} W (K x K),
+and by the matrix determinant lemma and Woodbury's identity, with M = I + W^T Psi^{-1} W (K x K),
+the posterior mean xhat = M^{-1} W^T Psi^{-1} r (r = y - mu) and the residual e = r - W xhat,
 
-    log det C = sum_d log psi_d + log det M
-    (y-mu)^T C^{-1} (y-mu) = r^T Psi^{-1} r - b^T M^{-1} b,   r = y - mu,  b = W^T Psi^{-1} r,
+    log det C = sum_d log psi_d + log det M,
+    r^T C^{-1} r = e^T Psi^{-1} e + xhat^T xhat,
 
-so log p(y) costs O(N D K + K^3) instead of O(D^3). The same M gives the exact posterior
-p(x | y) = N(M^{-1} b, M^{-1}).
+so log p(y) costs O(N D K + K^3) instead of O(D^3). The quadratic form is computed as that sum of
+two non-negative terms, not as Woodbury's difference r^T Psi^{-1} r - b^T M^{-1} b: when the noise
+is tiny next to W W^T (n_components = n_features, data of low rank) the difference cancels
+catastrophically, while the sum is the minimum over x of ||r - W x||^2_{Psi^{-1}} + ||x||^2, so an
+error in xhat changes it only to second order. The same M gives the exact posterior
+p(x | y) = N(xhat, M^{-1}).
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ import math
 
 import torch
 
-__all__ = ["low_rank_gaussian_log_prob", "linear_gaussian_posterior", "gaussian_kl_standard"]
+__all__ = ["low_rank_gaussian_log_prob", "linear_gaussian_posterior", "gaussian_kl_standard",
+           "average_log_likelihood"]
 
 
 def _precision_factor(W: torch.Tensor, noise: torch.Tensor):
@@ -41,11 +47,32 @@ def low_rank_gaussian_log_prob(Y, mean, W, noise) -> torch.Tensor:
     D = Y.shape[1]
     R = Y - mean
     L, Wp = _precision_factor(W, noise)
-    B = R @ Wp  # (N, K) = W^T Psi^{-1} r
-    Z = torch.linalg.solve_triangular(L, B.T, upper=False)  # L^{-1} b
-    maha = (R * R / noise).sum(1) - (Z * Z).sum(0)
+    Xhat = torch.cholesky_solve((R @ Wp).T, L).T  # (N, K) posterior means
+    E = R - Xhat @ W.T  # residuals r - W xhat
+    maha = (E * E / noise).sum(1) + (Xhat * Xhat).sum(1)
     logdet = torch.log(noise).sum() + 2.0 * torch.log(torch.diagonal(L)).sum()
     return -0.5 * (D * math.log(2 * math.pi) + logdet + maha)
+
+
+def average_log_likelihood(covariance, W, noise) -> torch.Tensor:
+    """Mean log p(y) over data whose maximum-likelihood covariance about ``mean`` is
+    ``covariance`` (S, D x D), from (W, Psi) alone:
+
+        -1/2 [D log 2 pi + log det C + tr(C^{-1} S)],
+
+    with tr(C^{-1} S) = tr(Psi^{-1} G S G^T) + tr(B S B^T), B = M^{-1} W^T Psi^{-1}, G = I - W B,
+    the row-wise identity above summed over the data (no cancellation).
+    """
+    D = W.shape[0]
+    L, Wp = _precision_factor(W, noise)
+    B = torch.cholesky_solve(Wp.T, L)  # (K, D)
+    BS = B @ covariance  # (K, D)
+    GS = covariance - W @ BS  # (D, D) = G S
+    G = -W @ B
+    G.diagonal().add_(1.0)
+    trace = ((GS * G) / noise.unsqueeze(-1)).sum() + (BS * B).sum()
+    logdet = torch.log(noise).sum() + 2.0 * torch.log(torch.diagonal(L)).sum()
+    return -0.5 * (D * math.log(2 * math.pi) + logdet + trace)
 
 
 def linear_gaussian_posterior(Y, mean, W, noise):
@@ -63,4 +90,6 @@ def linear_gaussian_posterior(Y, mean, W, noise):
 
 def gaussian_kl_standard(mu: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, diag var) || N(0, I)) summed over the last dimension (analytic)."""
-    return 0.5 * (var + mu * mu - 1.0 - torch.log(var)).sum(-1)
+    from ..latents.prior import kl_standard
+
+    return kl_standard(mu, var)

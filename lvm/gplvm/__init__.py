@@ -1,11 +1,11 @@
 """Family 3, f ~ GP: the Bayesian GPLVM with variational inducing points.
 
 Modules, one concept each: :mod:`.kernels` (GPyTorch ARD kernels by name), :mod:`.psi` (closed-form
-psi-statistics), :mod:`.latent` (q(x)), :mod:`.collapsed` (the Titsias-Lawrence bound), :mod:`.svi`
-(the uncollapsed model with GPyTorch's variational strategy), :mod:`.posterior` (the frozen
-decoder), :mod:`.estimator` (:class:`BayesianGPLVM`).
+psi-statistics), :mod:`.collapsed` (the Titsias-Lawrence bound), :mod:`.svi` (the uncollapsed model
+with GPyTorch's variational strategy), :mod:`.posterior` (the frozen decoder), :mod:`._init` (the
+PCA start), :mod:`.estimator` (:class:`BayesianGPLVM`). q(x) is :mod:`lvm.latents`'.
 """
 
-from .estimator import BayesianGPLVM, InferenceModeError
+from .estimator import BayesianGPLVM
 
-__all__ = ["BayesianGPLVM", "InferenceModeError"]
+__all__ = ["BayesianGPLVM"]

@@ -15,6 +15,11 @@ N(beta L_B^{-T} c, L_B^{-T} L_B^{-1}).
 
 The objective is kept apart from the model (as GPyTorch's ``mlls``): :class:`CollapsedELBO` takes a
 :class:`SparseGPLVM` and data and returns the bound.
+
+Two factorizations can fail, and they need different remedies: K_uu (ill-conditioned inducing
+inputs; more jitter helps) and A = I + beta L^{-1} Psi_2 L^{-T} (the noise driven so small that A's
+entries dwarf the identity; only a higher noise floor helps). A failure of the second raises
+:class:`NoiseTooSmallError`, so the training loop's recovery can act at the right depth.
 """
 
 from __future__ import annotations
@@ -23,15 +28,30 @@ import math
 
 import torch
 from linear_operator.utils.cholesky import psd_safe_cholesky
+from linear_operator.utils.errors import NotPSDError
 from torch import nn
 
 from .psi import psi_statistics
 
-__all__ = ["SparseGPLVM", "CollapsedELBO", "collapsed_terms"]
+__all__ = ["SparseGPLVM", "CollapsedELBO", "collapsed_terms", "kuu_cholesky", "NoiseTooSmallError"]
+
+
+class NoiseTooSmallError(NotPSDError):
+    """The Cholesky factorization of A = I + beta L^{-1} Psi_2 L^{-T} failed: the noise variance is
+    too small next to the signal for the factorization in this precision."""
+
+
+def kuu_cholesky(kernel, Z, jitter: float) -> torch.Tensor:
+    """Cholesky factor of K_uu + jitter * mean(diag K_uu) I (the jitter is relative)."""
+    Kuu = kernel(Z).to_dense()
+    scale = torch.diagonal(Kuu).mean().detach().clamp_min(torch.finfo(Kuu.dtype).tiny)
+    Kuu = Kuu + (jitter * scale) * torch.eye(Kuu.shape[0], dtype=Kuu.dtype, device=Kuu.device)
+    return psd_safe_cholesky(Kuu)
 
 
 class SparseGPLVM(nn.Module):
-    """The collapsed-mode model: q(x), a GPyTorch kernel, a Gaussian likelihood and inducing inputs Z."""
+    """The collapsed-mode model: q(x), a GPyTorch kernel, a Gaussian likelihood (from
+    :mod:`lvm.likelihoods`) and inducing inputs Z."""
 
     def __init__(self, latent, kernel, likelihood, inducing_points):
         super().__init__()
@@ -45,9 +65,7 @@ class SparseGPLVM(nn.Module):
         return self.likelihood.noise.reshape(())
 
     def kuu_cholesky(self, jitter: float) -> torch.Tensor:
-        Kuu = self.kernel(self.inducing_points).to_dense()
-        Kuu = Kuu + jitter * torch.eye(Kuu.shape[0], dtype=Kuu.dtype, device=Kuu.device)
-        return psd_safe_cholesky(Kuu)
+        return kuu_cholesky(self.kernel, self.inducing_points, jitter)
 
 
 def collapsed_terms(Y, psi, L, noise):
@@ -62,7 +80,10 @@ def collapsed_terms(Y, psi, L, noise):
     eye = torch.eye(M, dtype=L.dtype, device=L.device)
     tmp = torch.linalg.solve_triangular(L, psi.psi2, upper=False)
     C = torch.linalg.solve_triangular(L, tmp.T, upper=False)  # L^{-1} Psi2 L^{-T}
-    LB = psd_safe_cholesky(eye + beta * C)
+    LB, info = torch.linalg.cholesky_ex(eye + beta * C)
+    if bool(info.any()):
+        raise NoiseTooSmallError(
+            f"the Cholesky factor of I + beta L^-1 Psi2 L^-T failed (noise variance {float(noise):.3g})")
     c = torch.linalg.solve_triangular(L, psi.psi1.T @ Y, upper=False)
     c = torch.linalg.solve_triangular(LB, c, upper=False)
     data = (
@@ -82,7 +103,8 @@ class CollapsedELBO:
     Parameters
     ----------
     model : SparseGPLVM
-    jitter : float, added to the diagonal of K_uu before its Cholesky factorization.
+    jitter : float, added to the diagonal of K_uu (relative to its mean) before its Cholesky
+        factorization.
     """
 
     def __init__(self, model: SparseGPLVM, jitter: float = 1e-6):
@@ -91,7 +113,7 @@ class CollapsedELBO:
 
     def terms(self, Y):
         m = self.model
-        mu, var = m.latent(Y)
+        mu, var = m.latent(Y, None)
         psi = psi_statistics(m.kernel, mu, var, m.inducing_points)
         L = m.kuu_cholesky(self.jitter)
         data, mean, root = collapsed_terms(Y, psi, L, m.noise)

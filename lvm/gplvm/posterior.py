@@ -1,21 +1,26 @@
 r"""The fitted GP decoder, frozen: q(u) over the inducing outputs and what follows from it.
 
 With K_uu = L L^T and the whitened q(v) = N(m, S_d), v = L^{-1} u (one m column and one S_d per
-output dim d; S_d shared when it comes from the collapsed bound), the predictive at x is
+output dim d; S_d shared when it comes from the collapsed bound), the decoder output at x is
+f_d(x) = g_d(x) + c_d, c the constant offset (the data mean, in the likelihood's link), with
 
 .. math::
-    a(x) = L^{-1} k_u(x), \quad \mathbb E[f_d(x)] = a^\top m_d, \quad
-    \mathbb V[f_d(x)] = k(x, x) - a^\top a + a^\top S_d a.
+    a(x) = L^{-1} k_u(x), \quad \mathbb E[g_d(x)] = a^\top m_d, \quad
+    \mathbb V[g_d(x)] = k(x, x) - a^\top a + a^\top S_d a.
 
-Its expected log-likelihood under a Gaussian q(x) (what a new point's q(x*) maximizes) is closed
-form through the psi-statistics: with C = L^{-T}(\sum_d m_d m_d^\top + S_d - D I) L^{-1},
+The evidence of a point given x integrates f out through the likelihood
+(``likelihood.log_marginal``: log N(y; E f, V f + sigma^2) for the Gaussian). For a Gaussian
+likelihood and a kernel with psi-statistics, the expected log-likelihood under a Gaussian q(x)
+(what a new point's q(x*) maximizes) is closed form: with C = L^{-T}(\sum_d m_d m_d^\top + S_d - D I)
+L^{-1} and r = y - c,
 
 .. math::
     \mathbb E_{q(x)}\mathbb E_{q(f)} \log \mathcal N(y \mid f, \sigma^2 I) =
-    -\tfrac D2 \log 2\pi\sigma^2 - \tfrac1{2\sigma^2}\big(\lVert y\rVert^2
-    - 2 y^\top (\Psi_1 L^{-T} m) + D\psi_0 + \operatorname{tr}(C \Psi_2)\big),
+    -\tfrac D2 \log 2\pi\sigma^2 - \tfrac1{2\sigma^2}\big(\lVert r\rVert^2
+    - 2 r^\top (\Psi_1 L^{-T} m) + D\psi_0 + \operatorname{tr}(C \Psi_2)\big);
 
-and a Monte Carlo average over fixed draws of x for kernels without psi-statistics.
+otherwise it is a Monte Carlo average over fixed draws of x of the likelihood's own
+``expected_log_prob``.
 """
 
 from __future__ import annotations
@@ -26,29 +31,34 @@ import math
 import torch
 from torch import nn
 
+from ..likelihoods import GaussianLikelihood
 from .psi import has_psi_statistics, psi_statistics
 
 __all__ = ["InducingPosterior"]
 
 
 class InducingPosterior(nn.Module):
-    """Frozen kernel, inducing inputs, noise and whitened q(u); no parameter requires a gradient.
+    """Frozen kernel, inducing inputs, likelihood and whitened q(u); nothing requires a gradient.
 
     Parameters
     ----------
     kernel : the fitted GPyTorch kernel (copied).
     inducing_points : (M, Q).   chol : (M, M) lower Cholesky factor of K_uu (with its jitter).
     mean : (M, D) whitened means m.   covar_root : (M, M) or (D, M, M), S_d = R_d R_d^T.
-    noise : 0-d tensor sigma^2.
+    likelihood : the fitted :class:`lvm.likelihoods.Likelihood` (copied).
+    offset : (D,) the constant c added to every output (zeros by default).
     """
 
-    def __init__(self, kernel, inducing_points, chol, mean, covar_root, noise):
+    def __init__(self, kernel, inducing_points, chol, mean, covar_root, likelihood, offset=None):
         super().__init__()
         self.kernel = copy.deepcopy(kernel).requires_grad_(False)
-        for name, t in (("inducing_points", inducing_points), ("chol", chol), ("mean", mean),
-                        ("covar_root", covar_root), ("noise", noise)):
-            self.register_buffer(name, t.detach().clone())
+        self.likelihood = copy.deepcopy(likelihood).requires_grad_(False)
         D = mean.shape[1]
+        if offset is None:
+            offset = mean.new_zeros(D)
+        for name, t in (("inducing_points", inducing_points), ("chol", chol), ("mean", mean),
+                        ("covar_root", covar_root), ("offset", offset)):
+            self.register_buffer(name, t.detach().clone())
         R = self.covar_root
         S = R @ R.mT
         S_sum = S * D if S.dim() == 2 else S.sum(0)
@@ -62,43 +72,46 @@ class InducingPosterior(nn.Module):
     def n_outputs(self) -> int:
         return self.mean.shape[1]
 
+    @property
+    def noise(self) -> torch.Tensor:
+        """The Gaussian likelihood's noise variance (shape (1,) or (D,))."""
+        return self.likelihood.noise
+
     def predict(self, X: torch.Tensor):
-        """Predictive mean (N, D) and variance ((N, D), or (N, 1) when S is shared) of f at X."""
+        """Mean (..., D) and variance ((..., 1) when S is shared, else (..., D)) of f at X (..., Q)."""
+        lead = X.shape[:-1]
+        X = X.reshape(-1, X.shape[-1])
         Kux = self.kernel(self.inducing_points, X).to_dense()
         A = torch.linalg.solve_triangular(self.chol, Kux, upper=False)  # (M, N)
-        mean = A.T @ self.mean
+        mean = A.T @ self.mean + self.offset
         kxx = self.kernel(X, diag=True)
         if self.covar_root.dim() == 2:
             RA = self.covar_root.T @ A
-            var = kxx - (A * A).sum(0) + (RA * RA).sum(0)
-            var = var.unsqueeze(-1)
+            var = (kxx - (A * A).sum(0) + (RA * RA).sum(0)).unsqueeze(-1)
         else:
             RA = self.covar_root.mT @ A  # (D, M, N)
-            var = kxx - (A * A).sum(0) + (RA * RA).sum(1)  # (D, N)
-            var = var.T
-        return mean, var.clamp_min(1e-12)
+            var = (kxx - (A * A).sum(0) + (RA * RA).sum(1)).T  # (N, D)
+        var = var.clamp_min(torch.finfo(var.dtype).tiny)
+        return mean.reshape(*lead, -1), var.reshape(*lead, -1)
 
-    def log_likelihood(self, Y, X):
-        """log p(y | x) = sum_d log N(y_d; E f_d(x), V f_d(x) + sigma^2), for rows of Y and X."""
+    def log_marginal(self, Y, X):
+        """log p(y | x) with f integrated out, per row: ``X`` (..., n, Q) -> (..., n)."""
         mean, var = self.predict(X)
-        var = var + self.noise
-        r = Y - mean
-        return -0.5 * (torch.log(2 * math.pi * var) + r * r / var).sum(-1)
+        return self.likelihood.log_marginal(Y, mean, var.expand_as(mean))
 
     def expected_log_likelihood(self, Y, mu, var, eps=None):
-        """E_{q(x)} E_{q(f)} log N(y | f, sigma^2 I) per row; ``eps`` (S, Q) fixes the Monte Carlo
-        draws used when the kernel has no psi-statistics."""
-        N, D = Y.shape
-        noise = self.noise
-        if has_psi_statistics(self.kernel):
+        """E_{q(x)} E_{q(f)} log p(y | f) per row; ``eps`` (S, n, Q) fixes the Monte Carlo draws
+        used when there is no closed form."""
+        if isinstance(self.likelihood, GaussianLikelihood) and self.likelihood.noise.numel() == 1 \
+                and has_psi_statistics(self.kernel):
+            D = Y.shape[1]
+            noise = self.likelihood.noise.reshape(())
             psi = psi_statistics(self.kernel, mu, var, self.inducing_points, per_point=True)
+            R = Y - self.offset
             Ef = psi.psi1 @ self.proj
             second = D * psi.psi0 + (psi.psi2 * self.quad).sum((-1, -2))
-            sq = (Y * Y).sum(-1) - 2.0 * (Y * Ef).sum(-1) + second
+            sq = (R * R).sum(-1) - 2.0 * (R * Ef).sum(-1) + second
             return -0.5 * D * torch.log(2 * math.pi * noise) - 0.5 * sq / noise
-        S = eps.shape[0]
-        x = (mu + var.sqrt() * eps.unsqueeze(1)).reshape(S * N, -1)
+        x = mu + var.sqrt() * eps  # (S, n, Q)
         mean, fvar = self.predict(x)
-        r = Y.repeat(S, 1) - mean
-        ell = -0.5 * (torch.log(2 * math.pi * noise) + (r * r + fvar) / noise).sum(-1)
-        return ell.reshape(S, N).mean(0)
+        return self.likelihood.expected_log_prob(Y, mean, fvar.expand_as(mean)).mean(0)

@@ -11,9 +11,10 @@ output dims, so K_uu is factorized once per step. The bound
 
 is estimated on a minibatch B with reparameterized draws x = mu + s^{1/2} eps, its data term scaled by
 N / |B|: an unbiased estimate of the full bound. At the optimal q(u) it equals the collapsed bound of
-:mod:`lvm.gplvm.collapsed`. Under ``torch.distributed`` each rank holds its own rows and their q(x);
-with N the global count, the sum over ranks of the per-rank estimates (KL(q(u)) counted once) is the
-global bound, so summing the global parameters' gradients over ranks gives the single-process step.
+:mod:`lvm.gplvm.collapsed`. The likelihood is any of :mod:`lvm.likelihoods` (its
+``expected_log_prob`` under the Gaussian q(f | x)). Minibatches, the scaling by N and the
+data-parallel reduction are the gradient layer's (:mod:`lvm._gradient`); this module gives the
+per-row terms and KL(q(u)).
 """
 
 from __future__ import annotations
@@ -57,13 +58,17 @@ class SharedKernelGP(ApproximateGP):
 
 
 class SVIGPLVM(nn.Module):
-    """The SVI-mode model: q(x), the shared-kernel GP with explicit q(u), a Gaussian likelihood."""
+    """The SVI-mode model: q(x), the shared-kernel GP with explicit q(u), a likelihood from
+    :mod:`lvm.likelihoods`, and a constant offset c added to every output."""
 
-    def __init__(self, latent, gp: SharedKernelGP, likelihood):
+    def __init__(self, latent, gp: SharedKernelGP, likelihood, offset=None):
         super().__init__()
         self.latent = latent
         self.gp = gp
         self.likelihood = likelihood
+        D = gp.variational_strategy._variational_distribution.batch_shape[0]
+        ref = gp.variational_strategy.inducing_points
+        self.register_buffer("offset", ref.new_zeros(D) if offset is None else offset.clone())
 
     @property
     def kernel(self):
@@ -83,36 +88,36 @@ class SVIGPLVM(nn.Module):
 
 
 class SVIELBO:
-    """Minibatch estimate of the uncollapsed bound of an :class:`SVIGPLVM`, in nats (full-data scale).
+    """Minibatch estimate of the uncollapsed bound of an :class:`SVIGPLVM`, in nats.
 
     Parameters
     ----------
     model : SVIGPLVM
     num_data : int, N (the global number of rows under torch.distributed).
-    kl_u_weight : float, the share of KL(q(u)) this process carries (1 / world size when
-        distributed, so the sum over ranks counts it once).
     """
 
-    def __init__(self, model: SVIGPLVM, num_data: int, kl_u_weight: float = 1.0):
+    def __init__(self, model: SVIGPLVM, num_data: int):
         self.model = model
         self.num_data = num_data
-        self.kl_u_weight = kl_u_weight
 
-    def __call__(self, Y_batch, index, generator, n_samples: int = 1, rows_total: int | None = None):
-        """Estimate of the bound from rows ``Y_batch`` with latent indices ``index``.
+    def terms(self, Y_batch, rows, generator, n_samples: int = 1):
+        """Per-row terms E_q log p(y_n | f, x_n) - KL(q(x_n)), shape (B,), and KL(q(u)) (0-d).
 
-        ``rows_total`` is the number of rows the batch stands for (N, or this rank's share of it);
-        the data term is scaled by rows_total / |B|.
+        ``rows`` are the batch's row ids (used by free per-row q(x_n)); an amortized q(x | y)
+        reads ``Y_batch`` instead. The expectation over x uses ``n_samples`` reparameterized draws.
         """
         m = self.model
-        mu, var = m.latent(Y_batch, index)
+        mu, var = m.latent(Y_batch, rows)
         B, Q = mu.shape
         eps = torch.randn((n_samples, B, Q), generator=generator, device=mu.device, dtype=mu.dtype)
         x = (mu + var.sqrt() * eps).reshape(n_samples * B, Q)
-        f = m.gp(x)  # batch of D outputs over S * B points
-        target = Y_batch.T.repeat(1, n_samples)
-        ell = m.likelihood.expected_log_prob(target, f).sum() / n_samples
-        kl_x = m.latent.kl(mu, var).sum()
-        rows = self.num_data if rows_total is None else rows_total
-        kl_u = m.strategy.kl_divergence().sum()
-        return (rows / B) * (ell - kl_x) - self.kl_u_weight * kl_u
+        f = m.gp(x)  # a batch of D outputs over S * B points
+        mean = f.mean.T.reshape(n_samples, B, -1) + m.offset
+        fvar = f.variance.T.reshape(n_samples, B, -1)
+        ell = m.likelihood.expected_log_prob(Y_batch, mean, fvar).mean(0)
+        return ell - m.latent.kl(mu, var), m.strategy.kl_divergence().sum()
+
+    def __call__(self, Y_batch, rows, generator, n_samples: int = 1):
+        """The estimate of the full bound from one batch: N / B * sum(terms) - KL(q(u))."""
+        per_row, kl_u = self.terms(Y_batch, rows, generator, n_samples)
+        return (self.num_data / per_row.shape[0]) * per_row.sum() - kl_u

@@ -1,40 +1,44 @@
 """What PPCA and Factor Analysis share: the linear-Gaussian model y = W x + mu + e, e ~ N(0, Psi).
 
 Everything here is exact: the evidence, the posterior p(x | y) and the samples follow from
-(W, mu, Psi) in closed form (see :mod:`lvm.evidence.gaussian`).
+(W, mu, Psi) in closed form (see :mod:`lvm.evidence.gaussian`). The model is fitted to the
+standardized data z = (y - location_) / scale_ (see :mod:`lvm._base`); the public attributes are in
+the data's units.
 """
 
 from __future__ import annotations
 
-import numbers
 import os
 
 import numpy as np
 import torch
-from sklearn.utils._param_validation import Interval
 
 from .._base import LatentVariableModel
 from .._distributed import check_same_features, is_distributed
-from ..evidence import linear_gaussian_posterior, low_rank_gaussian_log_prob
 from .._stats import GaussianStats, chunk_rows
+from .._validation import positive_int
+from ..evidence import average_log_likelihood, linear_gaussian_posterior, low_rank_gaussian_log_prob
+from ..likelihoods import GaussianLikelihood
 
 
 class LinearGaussianModel(LatentVariableModel):
     """Shared base of :class:`PPCA` and :class:`FactorAnalysis` (not public)."""
 
+    family = "linear"
     evidence_kind = "exact"
+    train_evidence_kind = "exact"
 
     _parameter_constraints: dict = {
         **LatentVariableModel._parameter_constraints,
-        "n_components": [Interval(numbers.Integral, 1, None, closed="left")],
-        "chunk_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_components": [positive_int()],
+        "chunk_size": [positive_int()],
     }
 
     # --- statistics ---------------------------------------------------------------------------
-    def _stats_of(self, Y: torch.Tensor) -> GaussianStats:
+    def _stats_of(self, Z: torch.Tensor) -> GaussianStats:
         stats = GaussianStats(0, None, None)
-        for rows in chunk_rows(Y.shape[0], self.chunk_size):
-            stats = stats.merge(GaussianStats.of(Y[rows]))
+        for rows in chunk_rows(Z.shape[0], self.chunk_size):
+            stats = stats.merge(GaussianStats.of(Z[rows]))
         return stats
 
     def fit(self, Y, y=None):
@@ -50,8 +54,8 @@ class LinearGaussianModel(LatentVariableModel):
             return self._fit_streaming(Y)
         return super().fit(Y, y)
 
-    def _fit(self, Y: torch.Tensor) -> None:
-        self._fit_to(self._global(self._stats_of(Y)))
+    def _fit(self, Z: torch.Tensor) -> None:
+        self._fit_to(self._global(self._stats_of(Z)))
 
     def _global(self, stats: GaussianStats) -> GaussianStats:
         """The statistics of all ranks' rows under torch.distributed; ``stats`` otherwise."""
@@ -62,18 +66,24 @@ class LinearGaussianModel(LatentVariableModel):
 
     def _fit_streaming(self, source):
         reader = _ChunkReader(source, self.chunk_size)
-        self._setup(np.empty((0, 0), dtype=reader.dtype))
-        stats, first = GaussianStats(0, None, None), True
-        for block in reader:
-            chunk = self._validate_Y(block, reset=first)
-            if first:
-                self._check_data_hyperparameters(chunk)
-                first = False
-            stats = stats.merge(GaussianStats.of(chunk))
-        if stats.n < self._min_samples:
-            raise ValueError(f"Found {stats.n} sample(s) in {source!r}; need at least "
-                             f"{self._min_samples}.")
-        self._fit_to(self._global(stats))
+        self._reset()
+        try:
+            self._setup(np.empty((0, 0), dtype=reader.dtype))
+            stats, first = GaussianStats(0, None, None), True
+            for block in reader:
+                chunk = self._validate_Y(block, reset=first)
+                if first:
+                    self._check_data_hyperparameters(chunk)
+                    first = False
+                stats = stats.merge(GaussianStats.of(chunk))
+            if stats.n < self._min_samples:
+                raise ValueError(f"Found {stats.n} sample(s) in {source!r}; need at least "
+                                 f"{self._min_samples}.")
+            self._fit_to(self._global(stats))
+            self._mark_fitted()
+        except BaseException:
+            self._abort()
+            raise
         return self
 
     def partial_fit(self, Y, y=None):
@@ -82,82 +92,77 @@ class LinearGaussianModel(LatentVariableModel):
         The running count, mean and scatter are merged in float64 with Chan et al.'s pairwise
         update (no raw sums of squares), so after any sequence of chunks the model equals
         :meth:`fit` on their concatenation. Under torch.distributed each call merges the chunk
-        statistics of all ranks.
+        statistics of all ranks. After :meth:`fit`, ``partial_fit`` continues from the fitted rows.
         """
-        first = not hasattr(self, "_stats")
-        Yt = self._validate_chunk(Y, first=first)
-        chunk = self._global(self._stats_of(Yt))
-        self._fit_to(chunk if first else self._stats.merge(chunk))
-        return self
+        def chunk(Z, first):
+            stats = self._global(self._stats_of(Z))
+            self._fit_to(stats if first else self._stats.merge(stats))
 
-    def _fit_to(self, stats: GaussianStats) -> None:
-        """The exact model of the rows ``stats`` summarize, and their total log evidence."""
-        self._stats = stats
-        self._fit_stats(stats)
+        return self._partial_fit(Y, chunk)
+
+    def _fit_to(self, stats: GaussianStats, spectrum=None) -> None:
+        """The exact model of the rows ``stats`` summarize (standardized coordinates);
+        ``spectrum`` is the covariance's (eigenvalues, eigenvectors) when already known."""
+        self._store_solution(stats, *self._solve(stats, spectrum))
+
+    def _store_solution(self, stats, W, mean, noise, extra) -> None:
+        """Set the fitted state from a solution (W, mean, noise) of the rows ``stats`` summarize."""
         # The total log p(Y) follows from the statistics alone: no second pass over the data.
-        avg = self._average_log_likelihood(stats, self._W.to(torch.float64),
-                                           self._noise.to(torch.float64))
-        self.log_evidence_ = float(avg) * stats.n
+        avg = float(average_log_likelihood(stats.covariance, W, noise)) + self._log_jacobian
+        self._stats = stats
+        self._set_parameters(W, mean, noise)
+        for name, value in extra.items():
+            setattr(self, name, value)
+        self.train_evidence_ = avg
+        self.log_evidence_ = avg * stats.n
 
-    def _fit_stats(self, stats: GaussianStats) -> None:  # pragma: no cover - abstract
+    def _solve(self, stats: GaussianStats, spectrum=None):  # pragma: no cover - abstract
+        """(W, mean, noise, extra fitted attributes) of the model of ``stats``, in float64."""
         raise NotImplementedError
 
     def _set_parameters(self, W: torch.Tensor, mean: torch.Tensor, noise: torch.Tensor) -> None:
-        """Store (W, mu, Psi) in the model dtype, and their public numpy views."""
+        """Store (W, mu, Psi) in the model dtype, and their public views in the data's units."""
         self._W = W.to(self._dtype)
         self._mean = mean.to(self._dtype)
         self._noise = noise.to(self._dtype)
+        self._likelihood = GaussianLikelihood(noise.shape[0], noise.cpu(), min_noise=0.0).to(
+            device=self._device, dtype=self._dtype).requires_grad_(False)
+        s = self._scale
         self.n_components_ = W.shape[1]
-        self.components_ = self._W.T.cpu().numpy()
-        self.mean_ = self._mean.cpu().numpy()
-
-    def _average_log_likelihood(self, stats: GaussianStats, W, noise) -> torch.Tensor:
-        """Mean log p(y) over the data summarized by ``stats`` (float64), from (W, Psi) alone.
-
-        -1/2 [D log 2 pi + log det C + tr(C^{-1} S)], S the ML covariance, by Woodbury.
-        """
-        D = W.shape[0]
-        S = stats.covariance
-        Wp = W / noise.unsqueeze(-1)
-        M = W.T @ Wp
-        M.diagonal().add_(1.0)
-        L = torch.linalg.cholesky(M)
-        SWp = S @ Wp
-        A = torch.linalg.solve_triangular(L, Wp.T @ SWp, upper=False)
-        A = torch.linalg.solve_triangular(L, A.T, upper=False)
-        trace = (torch.diagonal(S) / noise).sum() - torch.diagonal(A).sum()
-        logdet = torch.log(noise).sum() + 2.0 * torch.log(torch.diagonal(L)).sum()
-        return -0.5 * (D * np.log(2 * np.pi) + logdet + trace)
+        self.components_ = (W.T * s).cpu().numpy()
+        self.mean_ = self._unstandardize(mean.unsqueeze(0), torch.float64)[0].cpu().numpy()
+        self._noise_variances = (noise * s * s).cpu().numpy()
 
     # --- the exact model ----------------------------------------------------------------------
-    def _posterior(self, Y):
-        mean, std = linear_gaussian_posterior(Y, self._mean, self._W, self._noise)
+    def _posterior(self, Z):
+        mean, std = linear_gaussian_posterior(Z, self._mean, self._W, self._noise)
         return mean, std.expand_as(mean)
 
     def _decode(self, X):
         return X @ self._W.T + self._mean
 
-    def _log_evidence(self, Y):
-        return low_rank_gaussian_log_prob(Y, self._mean, self._W, self._noise)
+    def _decoder_sample(self, X, generator):  # the linear decoder is deterministic
+        return self._decode(X)
 
-    def _sample(self, n, generator):
-        K, D = self.n_components_, self._W.shape[0]
-        x = torch.randn(n, K, generator=generator, device=self._device, dtype=self._dtype)
-        e = torch.randn(n, D, generator=generator, device=self._device, dtype=self._dtype)
-        return self._decode(x) + e * torch.sqrt(self._noise)
+    def _likelihood_module(self):
+        return self._likelihood
+
+    def _log_evidence(self, Z):
+        return low_rank_gaussian_log_prob(Z, self._mean, self._W, self._noise)
 
     @property
     def n_parameters_(self) -> int:
         """Free parameters: W (D K), the mean (D) and the noise (1 for PPCA, D for FA)."""
         D, K = self._W.shape
-        return D * K + D + (1 if bool((self._noise == self._noise[0]).all()) else D)
+        return D * K + D + self._n_noise_parameters(D)
 
     def get_covariance(self) -> np.ndarray:
         """The model covariance C = W W^T + Psi of p(y), shape (n_features, n_features)."""
         from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(self)
-        C = self._W @ self._W.T + torch.diag(self._noise)
+        W = self._W.to(torch.float64)
+        C = (W @ W.T + torch.diag(self._noise.to(torch.float64))) * self._scale ** 2
         return C.cpu().numpy()
 
 

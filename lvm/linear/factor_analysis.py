@@ -5,11 +5,12 @@ from __future__ import annotations
 import numbers
 
 import torch
-from sklearn.utils._param_validation import Interval
 
-from .._training import train
+from .._stats import DEFAULT_CHUNK, GaussianStats, descending_eigh
+from .._training import TrainResult, train
+from .._validation import Interval
+from ..evidence import average_log_likelihood
 from ._linear import LinearGaussianModel
-from .._stats import DEFAULT_CHUNK, GaussianStats
 
 
 class _FAParameters(torch.nn.Module):
@@ -84,14 +85,15 @@ class FactorAnalysis(LinearGaussianModel):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _fit_stats(self, stats: GaussianStats) -> None:
+    def _solve(self, stats: GaussianStats, spectrum=None):
         S = stats.covariance
         D, K = S.shape[0], int(self.n_components)
         var = torch.diagonal(S)
+        # Heywood floor, relative to each feature's variance (the data are standardized, so the
+        # tiny absolute guard only matters for a constant feature).
         floor = self.min_noise * var.clamp_min(torch.finfo(torch.float64).tiny)
         # Start from PPCA: top eigenvectors, isotropic noise from the discarded spectrum.
-        eigvals, eigvecs = torch.linalg.eigh(S)
-        eigvals, eigvecs = eigvals.flip(0).clamp_min(0), eigvecs.flip(1)
+        eigvals, eigvecs = descending_eigh(S)
         sigma2 = eigvals[K:].mean() if K < D else eigvals[-1]
         sigma2 = torch.maximum(sigma2, floor.max())
         W0 = eigvecs[:, :K] * torch.sqrt((eigvals[:K] - sigma2).clamp_min(0))
@@ -109,21 +111,41 @@ class FactorAnalysis(LinearGaussianModel):
                 W = torch.linalg.solve(Exx, SbT.T).T
                 noise = torch.maximum(var - (W * SbT).sum(1), floor)
             params.W, params.noise = W, noise
-            return self._average_log_likelihood(stats, W, noise)
+            return average_log_likelihood(S, W, noise)
 
-        result = train(
-            em_steps,
-            [params],
-            max_epochs=max(1, -(-self.max_iter // self._STEPS_PER_CHECK)),
-            tol=self.tol,
-            n_iter_no_change=1,
-            verbose=self.verbose,
-            desc="FactorAnalysis EM",
-            objective_name="log p(y)",
-            estimator_name="FactorAnalysis",
-            limit_message=f"in max_iter={self.max_iter} EM iterations",
-        )
-        self.n_iter_ = result.n_epochs * self._STEPS_PER_CHECK
-        self.history_ = result.history
-        self._set_parameters(params.W, stats.mean, params.noise)
-        self.noise_variance_ = params.noise.to(self._dtype).cpu().numpy()
+        result = TrainResult()
+
+        def finish():
+            self.n_iter_ = result.n_epochs * self._STEPS_PER_CHECK
+            self.history_ = [{**r, "train": r["train"] + self._log_jacobian}
+                             for r in result.history]
+            self.converged_ = result.converged
+
+        def store_last_good():
+            finish()
+            self._store_solution(stats, params.W, stats.mean, params.noise,
+                                 self._noise_attributes(params.noise))
+
+        with self._usable_on_interrupt(store_last_good):
+            train(
+                em_steps,
+                [params],
+                max_epochs=max(1, -(-self.max_iter // self._STEPS_PER_CHECK)),
+                tol=self.tol,
+                n_iter_no_change=1,
+                verbose=self.verbose,
+                desc="FactorAnalysis EM",
+                objective_name="log p(y)",
+                estimator_name="FactorAnalysis",
+                limit_message=f"in max_iter={self.max_iter} EM iterations",
+                result=result,
+            )
+        finish()
+        return params.W, stats.mean, params.noise, self._noise_attributes(params.noise)
+
+    def _noise_attributes(self, noise):
+        return {"noise_variance_": (noise * self._scale ** 2).to(self._dtype).cpu().numpy()}
+
+    @staticmethod
+    def _n_noise_parameters(n_features: int) -> int:
+        return n_features

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import numbers
-
 import torch
-from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._distributed import is_distributed
+from .._validation import StrOptions, positive_int
 from ._linear import LinearGaussianModel
-from .._stats import DEFAULT_CHUNK, GaussianStats
+from .._stats import DEFAULT_CHUNK, GaussianStats, descending_eigh
 
 
 class PPCA(LinearGaussianModel):
@@ -83,7 +81,7 @@ class PPCA(LinearGaussianModel):
 
     _parameter_constraints: dict = {
         **LinearGaussianModel._parameter_constraints,
-        "n_components": [Interval(numbers.Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "n_components": [positive_int(), StrOptions({"auto"})],
     }
 
     def __init__(self, n_components=2, *, device="auto", dtype=None, chunk_size=DEFAULT_CHUNK,
@@ -104,43 +102,47 @@ class PPCA(LinearGaussianModel):
                 f"{n} samples and {d} features. Pass an integer n_components."
             )
 
-    def _fit(self, Y):
-        if Y.shape[0] < Y.shape[1] and self.n_components != "auto" and not is_distributed():
+    def _fit(self, Z):
+        if Z.shape[0] < Z.shape[1] and self.n_components != "auto" and not is_distributed():
             # Fewer samples than features: the thin SVD of the centred data is cheaper than a
-            # D x D eigendecomposition, and gives the same spectrum (padded with zeros).
-            Y64 = Y.to(torch.float64)
-            mean = Y64.mean(0)
-            s = torch.linalg.svd(Y64 - mean, full_matrices=False)
-            eigvals = torch.zeros(Y.shape[1], dtype=torch.float64, device=Y.device)
-            eigvals[: s.S.shape[0]] = s.S**2 / Y.shape[0]
-            self._fit_spectrum(mean, eigvals, s.Vh.T, Y.shape[0])
-            self.log_evidence_ = float(self._log_evidence(Y).sum())
+            # D x D eigendecomposition and gives the same spectrum (padded with zeros); its root
+            # stands in for the scatter, formed only if partial_fit later merges more rows.
+            Z64 = Z.to(torch.float64)
+            mean = Z64.mean(0)
+            svd = torch.linalg.svd(Z64 - mean, full_matrices=False)
+            stats = GaussianStats(Z.shape[0], mean, root=svd.S.unsqueeze(1) * svd.Vh)
+            eigvals = torch.zeros(Z.shape[1], dtype=torch.float64, device=Z.device)
+            eigvals[: svd.S.shape[0]] = svd.S**2 / Z.shape[0]
+            self._fit_to(stats, spectrum=(eigvals, svd.Vh.T))
         else:
-            super()._fit(Y)
+            super()._fit(Z)
 
-    def _fit_stats(self, stats: GaussianStats) -> None:
-        eigvals, eigvecs = torch.linalg.eigh(stats.covariance)
-        self._fit_spectrum(stats.mean, eigvals.flip(0), eigvecs.flip(1), stats.n)
-
-    def _fit_spectrum(self, mean, eigvals, eigvecs, n_samples) -> None:
+    def _solve(self, stats: GaussianStats, spectrum=None):
         """The closed-form ML solution from the descending spectrum of the ML covariance."""
+        eigvals, eigvecs = spectrum if spectrum is not None else descending_eigh(stats.covariance)
         D = eigvals.shape[0]
         eigvals = eigvals.clamp_min(0.0)
         if self.n_components == "auto":
             from sklearn.decomposition._pca import _infer_dimension
 
-            K = max(1, int(_infer_dimension(eigvals.cpu().numpy(), n_samples)))
+            K = max(1, int(_infer_dimension(eigvals.cpu().numpy(), stats.n)))
         else:
             K = int(self.n_components)
-        discarded = eigvals[K:]
-        sigma2 = discarded.mean() if K < D else eigvals.new_zeros(())
-        # A zero noise floor (K = D, or data of rank <= K) makes p(y) degenerate; keep sigma^2 a
-        # tiny positive fraction of the largest variance so the evidence stays finite.
-        floor = torch.finfo(torch.float64).eps * D * eigvals[0].clamp_min(1.0)
-        sigma2 = torch.maximum(sigma2, floor)
+        # With K = D every sigma^2 <= lambda_D gives the same C (the sample covariance); take
+        # lambda_D, which keeps the posterior (and the evidence) well conditioned.
+        sigma2 = eigvals[K:].mean() if K < D else eigvals[-1]
+        # Data of rank <= K make sigma^2 = 0 and p(y) degenerate; keep it a tiny positive
+        # fraction of the largest variance (relative, so the same in any units).
+        top = eigvals[0] if float(eigvals[0]) > 0 else eigvals.new_ones(())
+        sigma2 = torch.maximum(sigma2, torch.finfo(torch.float64).eps * D * top)
         scale = torch.sqrt((eigvals[:K] - sigma2).clamp_min(0.0))
         W = eigvecs[:, :K] * scale
-        self._set_parameters(W, mean, sigma2.expand(D).clone())
-        self.noise_variance_ = float(sigma2)
-        self.explained_variance_ = eigvals[:K].cpu().numpy()
-        self.eigenvalues_ = eigvals.cpu().numpy()
+        s2 = self._scale ** 2
+        extra = {"noise_variance_": float(sigma2) * s2,
+                 "explained_variance_": (eigvals[:K] * s2).cpu().numpy(),
+                 "eigenvalues_": (eigvals * s2).cpu().numpy()}
+        return W, stats.mean, sigma2.expand(D).clone(), extra
+
+    @staticmethod
+    def _n_noise_parameters(n_features: int) -> int:
+        return 1

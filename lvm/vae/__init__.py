@@ -1,9 +1,10 @@
 """Family 2, f = a neural network: the variational autoencoder.
 
-:mod:`lvm.vae.networks` holds the pure-PyTorch encoder, decoder and likelihoods;
-:class:`VAE` is the estimator on the shared base.
+:mod:`lvm.vae.networks` holds the pure-PyTorch encoder and decoder; :class:`VAE` is the estimator
+on the shared gradient layer (:mod:`lvm._gradient`).
 """
 
-from .estimator import VAE, EvidenceEstimate
+from ..evidence import EvidenceEstimate
+from .estimator import VAE
 
 __all__ = ["VAE", "EvidenceEstimate"]

@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy import stats
 
-from lvm.vae._draws import row_keyed_normal
+from lvm.evidence.draws import row_keyed_normal
 
 
 @pytest.fixture(scope="module")

@@ -34,11 +34,14 @@ def fitted_rbf(ppca_data):
 def test_collapsed_bound_equals_svi_bound_at_optimal_q_u(fitted_rbf):
     est = fitted_rbf
     model = est._model
-    Yc = est._bank_Y
+    Yc = est._bank_rows - est._offset  # the centred (standardized) training rows
     N, D = Yc.shape
     with torch.no_grad():
         collapsed, _, mean, root = CollapsedELBO(model, jitter=est._jitter).terms(Yc)
-    gp = SharedKernelGP(model.kernel, model.inducing_points.detach(), D, jitter=est._jitter)
+    # lvm's jitter is relative to K_uu's mean diagonal; GPyTorch's strategy takes it absolute.
+    with torch.no_grad():
+        jitter = est._jitter * float(model.kernel(model.inducing_points, diag=True).mean())
+    gp = SharedKernelGP(model.kernel, model.inducing_points.detach(), D, jitter=jitter)
     gp = gp.to(torch.float64)
     gp.set_whitened(mean, root)
     svi = SVIGPLVM(model.latent, gp, model.likelihood)
@@ -55,7 +58,7 @@ def test_collapsed_bound_equals_svi_bound_at_optimal_q_u(fitted_rbf):
 
 def test_new_point_expected_log_likelihood_matches_monte_carlo(fitted_rbf):
     post = fitted_rbf._posterior_model
-    Yc = fitted_rbf._bank_Y[:5]
+    Yc = fitted_rbf._bank_rows[:5]
     mu = torch.tensor(fitted_rbf.latent_mean_[:5])
     var = torch.tensor(fitted_rbf.latent_var_[:5])
     closed = post.expected_log_likelihood(Yc, mu, var)

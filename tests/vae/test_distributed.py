@@ -119,7 +119,7 @@ def test_partial_fit_streams_chunks_and_keeps_optimizer_state(digits_split):
     first = vae.score(Y_te)
 
     def steps():
-        return max(int(s["step"]) for s in vae._optimizer.state_dict()["state"].values())
+        return max(int(s["step"]) for s in vae._global_optimizer.state_dict()["state"].values())
 
     assert steps() == 3  # ceil(360 / 128)
     for _ in range(3):

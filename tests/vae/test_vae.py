@@ -11,7 +11,8 @@ from sklearn.neighbors import KNeighborsClassifier
 from torch import nn
 
 import lvm
-from lvm.vae.networks import GaussianLikelihood, VAEModule
+from lvm.likelihoods import GaussianLikelihood
+from lvm.vae.networks import VAEModule
 
 LOG_2PI = math.log(2 * math.pi)
 

@@ -1,0 +1,120 @@
+"""Where the Bayesian GPLVM starts: PCA for q(x), a subset of it for Z, the kernel and the noise
+from the spectrum, and q(u) at the collapsed optimum (SVI).
+
+q(x_n) starts at the PCA projection of z_n scaled to unit variance per latent dimension, with
+variance 0.1; the ARD lengthscales start at the inverse explained-variance fractions (as GPy does),
+so the first principal direction starts most relevant; the RBF output scale starts at the data's
+mean variance per feature and the noise at a tenth of it, floored at 1e-6 of it. All of this is
+relative to the data's own scale.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import gpytorch
+import torch
+from torch import nn
+
+from .. import _distributed as dist
+from .._stats import GaussianStats, descending_eigh
+from ..latents import AmortizedLatent, PointLatent
+from .collapsed import collapsed_terms, kuu_cholesky
+from .psi import psi_statistics
+
+__all__ = ["PCAStart", "pca_start", "initial_kernel", "initial_latent", "initial_inducing",
+           "warm_start_q_u", "LATENT_VAR_INIT", "NOISE_INIT_FRACTION"]
+
+#: Initial variance of every q(x_n) coordinate (the PCA start has unit variance per latent dim).
+LATENT_VAR_INIT = 0.1
+#: Initial noise variance as a fraction of the data's mean variance per feature.
+NOISE_INIT_FRACTION = 0.1
+#: Rows used for the warm start of q(u) in SVI.
+_Q_U_START_ROWS = 2000
+
+
+@dataclass
+class PCAStart:
+    n_total: int  # rows over all ranks
+    projection: torch.Tensor  # (D, Q): z -> unit-variance principal coordinates
+    fracs: torch.Tensor  # (Q,) explained-variance fractions, clamped to [1e-3, 1]
+    evals: torch.Tensor  # (D,) descending eigenvalues of the covariance
+
+
+def pca_start(Zc: torch.Tensor, Q: int) -> PCAStart:
+    """PCA of the centred rows (of every rank under torch.distributed)."""
+    stats = GaussianStats.of(Zc)
+    if dist.is_distributed():
+        stats = stats.all_reduce()
+    evals, evecs = descending_eigh(stats.covariance.to(Zc.dtype))
+    top = evals[0].clamp_min(torch.finfo(evals.dtype).tiny)
+    scale = evals[:Q].clamp_min(1e-12 * top)  # relative: a zero direction keeps a finite map
+    fracs = (scale / evals.sum().clamp_min(torch.finfo(evals.dtype).tiny)).clamp(1e-3, 1.0)
+    return PCAStart(stats.n, evecs[:, :Q] / scale.sqrt(), fracs, evals)
+
+
+def initial_kernel(kernel: gpytorch.kernels.Kernel, start: PCAStart, from_registry: bool):
+    """Set a fresh registry kernel's hyper-parameters from the spectrum (a user's kernel instance
+    keeps its own, except the linear kernel's variances)."""
+    D = start.evals.shape[0]
+    Q = start.fracs.shape[0]
+    variance = (start.evals.sum() / D).clamp_min(torch.finfo(start.evals.dtype).tiny)
+    if isinstance(kernel, gpytorch.kernels.LinearKernel):
+        kernel.variance = (start.evals[:Q] / D).clamp_min(1e-6 * variance).reshape(
+            kernel.raw_variance.shape)
+    elif from_registry:
+        kernel.outputscale = variance
+        kernel.base_kernel.lengthscale = (1.0 / start.fracs).reshape(
+            kernel.base_kernel.raw_lengthscale.shape)
+    return kernel
+
+
+def initial_latent(Zc: torch.Tensor, start: PCAStart, encoder: bool, generator) -> nn.Module:
+    """Free q(x_n) at the PCA projections, or an amortized q(x | y): a residual MLP on the same
+    projection whose last layer starts at zero (so both start from the same q(x))."""
+    N, D = Zc.shape
+    Q = start.projection.shape[1]
+    dev, dt = Zc.device, Zc.dtype
+    if not encoder:
+        return PointLatent(Zc @ start.projection, torch.full((N, Q), LATENT_VAR_INIT, device=dev,
+                                                             dtype=dt))
+    hidden = 50
+    net = nn.Sequential(nn.Linear(D, hidden), nn.Tanh(), nn.Linear(hidden, 2 * Q)).to(
+        device=dev, dtype=dt)
+    with torch.no_grad():
+        # Seeded from the estimator's generator, not torch's global one.
+        first = net[0]
+        first.weight.copy_(torch.randn(first.weight.shape, generator=generator, dtype=dt,
+                                       device=dev) / D**0.5)
+        first.bias.zero_()
+        net[2].weight.zero_()
+        net[2].bias.zero_()
+        net[2].bias[Q:] = torch.log(torch.tensor(LATENT_VAR_INIT, dtype=dt))
+    return AmortizedLatent(net, Q, projection=start.projection)
+
+
+def initial_inducing(X0: torch.Tensor, M: int, generator) -> torch.Tensor:
+    """M inducing inputs: a seeded subset of the starting latent means (rank 0's under
+    torch.distributed)."""
+    idx = torch.randperm(X0.shape[0], generator=generator, device=X0.device)[:M]
+    return dist.broadcast(X0[idx].detach())
+
+
+def warm_start_q_u(model, Zc: torch.Tensor, jitter: float) -> None:
+    """Start q(u) of an SVI model at the collapsed optimum for the initial q(x) of (up to) 2000
+    rows, computed in float64; keep GPyTorch's prior start if even that is numerically singular."""
+    from linear_operator.utils.errors import NotPSDError
+
+    with torch.no_grad():
+        n = min(Zc.shape[0], _Q_U_START_ROWS)
+        mu, var = model.latent(Zc[:n], torch.arange(n, device=Zc.device))
+        kernel = copy.deepcopy(model.kernel).double()
+        Z = model.inducing_points.double()
+        try:
+            psi = psi_statistics(kernel, mu.double(), var.double(), Z)
+            L = kuu_cholesky(kernel, Z, jitter)
+            _, mean, root = collapsed_terms(Zc[:n].double(), psi, L, model.noise.double())
+        except (NotPSDError, torch.linalg.LinAlgError):
+            return
+        model.gp.set_whitened(mean, root)
