@@ -442,16 +442,25 @@ class _Progress:
 
 
 def _compare(models: dict, Y, *, test_size, standardize, random_state, verbose, header=None):
-    """``lvm.compare`` one model at a time (the same split every time), with a progress line per
-    model: its name while it runs, then its fit and scoring seconds."""
+    """``lvm.compare`` one model at a time on one train / held-out split, with a progress line per
+    model: its name while it runs, then its fit and scoring seconds.
+
+    Returns the table and the indices of the training rows."""
+    from sklearn.model_selection import train_test_split
+
+    try:
+        train, test = train_test_split(np.arange(len(Y)), test_size=test_size,
+                                       random_state=random_state)
+    except (ValueError, TypeError) as exc:
+        raise InputError(_first_line(exc)) from exc
     table = None
     progress = _Progress(len(models), header=header, verbose=verbose)
     for i, (name, est) in enumerate(models.items(), start=1):
         progress.start(i, name)
         t0 = time.perf_counter()
         try:
-            one = lvm.compare({name: est}, Y, test_size=test_size, standardize=standardize,
-                              random_state=random_state)
+            one = lvm.compare({name: est}, Y_train=Y[train], Y_test=Y[test],
+                              standardize=standardize)
         except (ValueError, TypeError) as exc:
             progress.fail()
             raise InputError(_first_line(exc)) from exc
@@ -464,21 +473,27 @@ def _compare(models: dict, Y, *, test_size, standardize, random_state, verbose, 
             table = one
         else:
             table.extend(one)
-    return table
+    return table, train
 
 
 def _embedding_figure(table, Y, labels):
-    """One latent scatter per model (titled by its name) and the evidence chart."""
+    """One latent scatter per model (titled by its name) and the evidence chart.
+
+    ``Y`` (and ``labels``) are the training rows: their q(x | y) is fitted already, where
+    embedding held-out rows would, for the GPLVM, fit q(x) for them again after scoring did."""
     from matplotlib.figure import Figure
 
     n = len(table)
-    fig = Figure(figsize=(4.2 * n + 4.5, 4.2), layout="constrained")
+    fig = Figure(figsize=(4.2 * n + 4.5, 4.5), layout="constrained")
     axes = fig.subplots(1, n + 1, gridspec_kw={"width_ratios": [1] * n + [1.1]})
     for ax, rec in zip(axes[:-1], table):
         lvm.plot.latent_scatter(rec["estimator"], Y, labels, ax=ax, title=rec["model"], s=4)
         if ax.get_legend() is not None and ax is not axes[0]:
             ax.get_legend().remove()
     lvm.plot.evidence_comparison(table, ax=axes[-1])
+    rec = table[0]
+    fig.suptitle(f"Posterior means E[x | y] of the {rec['n_train']} training rows; evidence on "
+                 f"the {rec['n_test']} held-out rows", fontsize="medium")
     return fig
 
 
@@ -510,12 +525,12 @@ def cmd_demo(args):
           f"non-blank pixels), 2-D latent, {', '.join(models)}", flush=True)
     # Pixels share one unit, so they are not standardized per feature: a pixel that is nonzero in
     # two training images would turn a held-out image that uses it into a 50-sigma outlier.
-    table = _compare(models, Y, test_size=0.2, standardize=False, random_state=args.random_state,
-                     verbose=args.verbose)
+    table, train = _compare(models, Y, test_size=0.2, standardize=False,
+                            random_state=args.random_state, verbose=args.verbose)
     print(table, flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    png = _save_figure(table, table.preprocess(Y), labels, out / "demo.png")
+    png = _save_figure(table, table.preprocess(Y[train]), labels[train], out / "demo.png")
     print(f"wrote {png} ({time.perf_counter() - t0:.1f} s in all)")
     return 0
 
@@ -526,8 +541,8 @@ def cmd_compare(args):
     header = (f"lvm compare: {Y.shape[0]} rows x {Y.shape[1]} features"
               + (f" (labels from column {args.labels!r})" if args.labels is not None else "")
               + f", {args.components}-D latent")
-    table = _compare(models, Y, test_size=args.test_size, standardize=args.standardize,
-                     random_state=args.random_state, verbose=args.verbose, header=header)
+    table, train = _compare(models, Y, test_size=args.test_size, standardize=args.standardize,
+                            random_state=args.random_state, verbose=args.verbose, header=header)
     print(table, flush=True)
     if args.out:
         out = Path(args.out)
@@ -537,7 +552,8 @@ def cmd_compare(args):
             w = csv.writer(f)
             w.writerow(keys)
             w.writerows([r[k] for k in keys] for r in table)
-        png = _save_figure(table, table.preprocess(Y), labels, out / "comparison.png")
+        png = _save_figure(table, table.preprocess(Y[train]),
+                           None if labels is None else labels[train], out / "comparison.png")
         print(f"wrote {out / 'comparison.csv'} and {png}")
     return 0
 

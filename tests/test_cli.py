@@ -69,8 +69,9 @@ def tables(monkeypatch):
     compare = lvm.cli._compare
 
     def spy(*args, **kwargs):
-        seen.append(compare(*args, **kwargs))
-        return seen[-1]
+        table, train = compare(*args, **kwargs)
+        seen.append(table)
+        return table, train
 
     monkeypatch.setattr(lvm.cli, "_compare", spy)
     return seen
