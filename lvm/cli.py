@@ -7,7 +7,8 @@ Conventions (decisions the issue left open):
 
 - Every problem with the user's input (a bad option, an unreadable or non-numeric file, NaNs, a
   hyper-parameter an estimator rejects) is one line on stderr, ``lvm: error: ...``, and exit status
-  2. An estimator's own validation message is passed through (its first line).
+  2. An estimator's own validation message is passed through (its first line). A fit that fails
+  numerically (``lvm.NumericalError``) is one line too, with exit status 1.
 - Progress goes to stderr, one line per model (fit and scoring seconds); results go to stdout, so
   ``lvm compare ... > table.txt`` and ``lvm embed ... | head`` hold only results. A closed pipe ends
   the command quietly with status 141 (128 + SIGPIPE), as the shell's own tools do.
@@ -401,19 +402,22 @@ class _Progress:
         self._shown = False
         self._label = ""
 
+    def _write(self, text, end):  # with the lock held
+        if self.header is not None:
+            _progress(self.header)
+            self.header = None
+        _progress(text, end=end)
+
     def _show(self, text, end):
         with self._lock:
-            if self.header is not None:
-                _progress(self.header)
-                self.header = None
-            _progress(text, end=end)
+            self._write(text, end)
 
     def _start_line(self):
-        with self._lock:
-            if self._shown is None:  # the model finished while the timer fired
+        with self._lock:  # printed under the lock: done() cannot slip in between
+            if self._shown is None:  # the model finished as the timer fired
                 return
             self._shown = True
-        self._show(f"{self._label} ...", "\n" if self.verbose else "")
+            self._write(f"{self._label} ...", "\n" if self.verbose else "")
 
     def start(self, i, name):
         self._label, self._shown = f"[{i}/{self.n}] {name}", False

@@ -5,6 +5,7 @@ import csv
 import os
 import subprocess
 import sys
+import time
 
 import matplotlib
 
@@ -295,6 +296,21 @@ def test_a_progress_line_per_model(wine_csv, capsys):
     assert lines[1].startswith("[1/2] PPCA") and lines[2].startswith("[2/2] FactorAnalysis")
     assert all("fit " in ln and "score " in ln for ln in lines[1:3])
     assert "held-out" in captured.out and "[1/2]" not in captured.out
+
+
+def test_progress_line_shows_a_long_fit_as_it_runs_and_nothing_for_a_rejected_one(capsys):
+    progress = lvm.cli._Progress(2, header="header", delay=0.0)
+    progress.start(1, "Slow")
+    time.sleep(0.2)  # the fit outlasts the delay: its name is on screen while it runs
+    assert capsys.readouterr().err == "header\n[1/2] Slow ..."
+    progress.done("fit 0.2 s")
+    assert capsys.readouterr().err == " fit 0.2 s\n"
+    progress = lvm.cli._Progress(2, header="header", delay=60.0)
+    progress.start(1, "Quick")
+    progress.done("fit 0.0 s")
+    progress.start(2, "Rejected")  # an estimator refused it at once: the error is the only line
+    progress.fail()
+    assert capsys.readouterr().err == "header\n[1/2] Quick: fit 0.0 s\n"
 
 
 def test_verbose_gives_the_estimators_progress_bars(wine_csv, capsys):
