@@ -1,6 +1,6 @@
 """Choosing the latent dimension: by evidence (PPCA) and by ARD (Bayesian GPLVM).
 
-    python examples/choose_dimension.py [--out figures]
+    python examples/choose_dimension.py [--out lvm-figures]
 
 PPCA: on data with a true 4-D latent, the exact held-out evidence per point for K = 1..12 peaks at
 the truth, and Minka's Laplace approximation (n_components="auto") picks it from the training data

@@ -1,6 +1,6 @@
 """Evidence comparison on the digits: which family explains held-out digits best?
 
-    python examples/digits_evidence.py [--out figures]
+    python examples/digits_evidence.py [--out lvm-figures]
 
 All families fitted on the same training split (raw pixels) with a 2-D and a 10-D latent; the table
 gives held-out log p(y) per point (exact for PPCA / FA, importance-weighted estimates for the VAE and

@@ -1,6 +1,6 @@
 """The essay's story in code: bounds, estimators, and why the encoder is what makes them usable.
 
-    python examples/essay_evidence.py [--out figures]
+    python examples/essay_evidence.py [--out lvm-figures]
 
 1. On PPCA data, where log p(y) is exact, a VAE with a linear decoder: the ELBO lies below the
    exact evidence, and the importance-weighted estimate climbs toward it as the number of samples

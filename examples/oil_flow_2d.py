@@ -1,6 +1,6 @@
 """The oil-flow data embedded in 2-D by the three decoder families, side by side.
 
-    python examples/oil_flow_2d.py [--out figures]
+    python examples/oil_flow_2d.py [--out lvm-figures]
 
 Needs ../shared/data/oil_flow.npz (or LVM_OIL_FLOW); see datasets/README.md. Each panel's title
 gives the leave-one-out 1-nearest-neighbour accuracy of the 2-D embedding.

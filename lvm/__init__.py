@@ -8,35 +8,58 @@ A latent x ~ N(0, I) explains data y through a decoder, y | x ~ N(f(x), sigma^2 
 
 Every estimator reports ``score_samples`` in nats per data point; ``evidence_kind`` says whether it
 is exact, a lower bound or an estimate.
+
+The public names are imported on first use (PEP 562), so ``import lvm`` and the ``lvm`` command's
+``--help`` do not pay for torch, GPyTorch or matplotlib.
 """
 
-from . import datasets, evidence
-from ._training import NumericalError
-from .compare import compare
-from .gplvm import BayesianGPLVM
-from .linear import PPCA, FactorAnalysis
-from .vae import VAE
+import importlib
+import sys
+import types
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "PPCA",
-    "FactorAnalysis",
-    "VAE",
-    "BayesianGPLVM",
-    "compare",
-    "NumericalError",
-    "datasets",
-    "evidence",
-    "plot",
-    "__version__",
-]
+#: Public name -> the module that defines it (relative to lvm); a new public name is one line here.
+#: A name equal to its module's last component (``datasets``, ``plot``) is that module itself,
+#: unless the module defines the name (``compare``).
+_LAZY = {
+    "PPCA": ".linear",
+    "FactorAnalysis": ".linear",
+    "VAE": ".vae",
+    "BayesianGPLVM": ".gplvm",
+    "compare": ".compare",
+    "NumericalError": "._training",
+    "datasets": ".datasets",
+    "evidence": ".evidence",
+    "plot": ".plot",
+}
+
+__all__ = [*_LAZY, "__version__"]
 
 
 def __getattr__(name):
-    # lvm.plot imports matplotlib; load it only when it is used.
-    if name == "plot":
-        import importlib
+    path = _LAZY.get(name)
+    if path is None:
+        raise AttributeError(f"module 'lvm' has no attribute {name!r}")
+    module = importlib.import_module(path, __name__)
+    value = getattr(module, name, module) if path == "." + name else getattr(module, name)
+    globals()[name] = value
+    return value
 
-        return importlib.import_module(".plot", __name__)
-    raise AttributeError(f"module 'lvm' has no attribute {name!r}")
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
+class _Package(types.ModuleType):
+    # Importing a submodule binds it on its package (``import lvm.compare`` sets ``lvm.compare`` to
+    # the module). Keep the public function of the same name instead, as an eager import would.
+    def __setattr__(self, name, value):
+        if (isinstance(value, types.ModuleType) and _LAZY.get(name) == "." + name
+                and hasattr(value, name)):
+            self.__dict__.pop(name, None)
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

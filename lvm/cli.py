@@ -1,13 +1,33 @@
-"""The ``lvm`` command line: ``lvm demo``, ``lvm compare``, ``lvm embed``.
+"""The ``lvm`` command line: ``lvm demo``, ``lvm compare``, ``lvm embed`` (also ``python -m lvm``).
 
-Uses only the public API. Errors in the user's input (unreadable or non-numeric files, NaNs) print
-one clear line to stderr and exit with status 2.
+Uses only the public API. Importing this module imports neither torch, GPyTorch nor matplotlib, so
+``lvm --help`` answers at once; they load when a command runs.
+
+Conventions (decisions the issue left open):
+
+- Every problem with the user's input (a bad option, an unreadable or non-numeric file, NaNs, a
+  hyper-parameter an estimator rejects) is one line on stderr, ``lvm: error: ...``, and exit status
+  2. An estimator's own validation message is passed through (its first line). A fit that fails
+  numerically (``lvm.NumericalError``) is one line too, with exit status 1.
+- Progress goes to stderr, one line per model (fit and scoring seconds); results go to stdout, so
+  ``lvm compare ... > table.txt`` and ``lvm embed ... | head`` hold only results. A closed pipe ends
+  the command quietly with status 141 (128 + SIGPIPE), as the shell's own tools do.
+- CSV / TSV / TXT files: the delimiter is sniffed from the first lines (``, ; tab | space``; runs of
+  spaces count as one); the first row is a header when any of its fields is not a number. In a file
+  with a header, a first column that is unnamed (as pandas and R write a row index) or whose
+  values are exactly 0, 1, ..., n-1 is a row index: it is dropped with a note on stderr
+  (``--keep-index`` keeps it). ``--labels COLUMN`` takes a column out of the features (a header
+  name, or a 0-based index of the file's columns, negative from the end) and colours the figures by
+  it; labels may be text. Files are read by pandas when it is installed, else by ``numpy.loadtxt``.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -15,248 +35,732 @@ import numpy as np
 
 import lvm
 
-__all__ = ["main", "load_table", "MODELS"]
+__all__ = ["main", "load_table", "MODELS", "DEMO_MODELS", "DEMO_QUICK"]
+
+#: CLI model keys -> (lvm class, keyword arguments, overrides under ``--fast``), for ``compare``
+#: and ``embed``; the latent dimension, ``random_state`` and ``verbose`` come from the options.
+MODELS = {
+    "ppca": ("PPCA", {}, {}),
+    "fa": ("FactorAnalysis", {}, {}),
+    "vae": ("VAE", {"hidden_sizes": (128, 128), "max_epochs": 200, "batch_size": 128},
+            {"max_epochs": 60}),
+    "gplvm": ("BayesianGPLVM", {"n_inducing": 50},
+              {"n_inducing": 32, "max_iter": 300, "tol": None}),
+}
+
+#: ``lvm demo``'s estimators, all its settings in one place: key -> (lvm class, keyword arguments).
+#: They are fitted with a 2-D latent to the raw digits (the 61 pixels that are not blank in every
+#: image), 80 % train / 20 % held out.
+DEMO_MODELS = {
+    "ppca": ("PPCA", {}),
+    "fa": ("FactorAnalysis", {}),
+    "vae": ("VAE", {"hidden_sizes": (128, 128), "max_epochs": 200, "batch_size": 128}),
+    "gplvm": ("BayesianGPLVM", {"n_inducing": 50}),
+}
+
+#: ``lvm demo --quick``: the demo's code path in a few seconds, a smoke run whose numbers mean
+#: little: the first ``n_rows`` digits, the pixels inked in at least ``min_inked`` of them, and
+#: these overrides of :data:`DEMO_MODELS`.
+DEMO_QUICK = {
+    "n_rows": 300,
+    "min_inked": 0.05,
+    "vae": {"hidden_sizes": (32,), "max_epochs": 3},
+    "gplvm": {"n_inducing": 8, "max_iter": 5, "tol": None, "transform_max_iter": 5,
+              "n_importance_samples": 8},
+}
+
+_PIPE_STATUS = 141  # 128 + SIGPIPE: what a shell tool reports when its reader went away
 
 
 class InputError(Exception):
     """A problem with the user's input, reported as one line and exit status 2."""
 
 
-def _ppca(k, seed, fast):
-    return lvm.PPCA(k, random_state=seed)
+def _first_line(exc) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _fa(k, seed, fast):
-    return lvm.FactorAnalysis(k, random_state=seed)
+def _note(message: str) -> None:
+    print(f"lvm: note: {message}", file=sys.stderr, flush=True)
 
 
-def _vae(k, seed, fast):
-    return lvm.VAE(k, hidden_sizes=(128, 128), max_epochs=60 if fast else 200, batch_size=128,
-                   random_state=seed)
+# ------------------------------------------------------------------------------------ reading data
+_DELIMITERS = ",;\t| "
+_MISSING = {"", "na", "nan", "n/a", "null", "none", "-"}
+_LABEL_NAMES = {"label", "labels", "class", "target", "y", "species", "category", "cluster"}
 
 
-def _gplvm(k, seed, fast):
-    if fast:
-        return lvm.BayesianGPLVM(k, n_inducing=32, max_iter=300, tol=None, random_state=seed)
-    return lvm.BayesianGPLVM(k, n_inducing=50, random_state=seed)
+def load_table(path, labels=None, *, keep_index=False, note=_note):
+    """Read a data table for the command line.
 
+    Parameters
+    ----------
+    path : str or Path
+        ``.csv`` / ``.tsv`` / ``.txt`` (delimiter sniffed, optional header row), ``.npy`` (a 2-D
+        array), or ``.npz`` (array ``Y``, else the first array; labels from array ``labels``).
+    labels : str or int, optional
+        In a delimited file, the label column: a header name, or a 0-based index of the file's
+        columns (negative counts from the end). In an ``.npy``, a column index. In an ``.npz``,
+        the name of the array holding the labels (default: ``labels`` when present).
+    keep_index : bool, default=False
+        Keep a first column that looks like a row index (see the module docstring).
+    note : callable
+        Receives one-line notes (a dropped index column, a column that looks like labels).
 
-#: CLI model names -> factories (n_components, random_state, fast) -> estimator.
-MODELS = {"ppca": _ppca, "fa": _fa, "vae": _vae, "gplvm": _gplvm}
-
-
-def _build(names: str, k: int, seed: int, fast: bool):
-    out = {}
-    for name in [n.strip().lower() for n in names.split(",") if n.strip()]:
-        if name not in MODELS:
-            raise InputError(f"unknown model {name!r}; choose from {', '.join(MODELS)}.")
-        out[name] = MODELS[name](k, seed, fast)
-    if not out:
-        raise InputError("no models given; e.g. --models ppca,vae,gplvm")
-    return out
-
-
-def load_table(path) -> tuple[np.ndarray, np.ndarray | None]:
-    """Read data from .csv (optional header row), .npy, or .npz (arrays ``Y`` and optional
-    ``labels``; otherwise the first array). Returns (Y, labels or None)."""
+    Returns
+    -------
+    Y : ndarray of shape (n_samples, n_features), float64, finite
+    labels : ndarray of shape (n_samples,) or None
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"cannot read {path}: no such file.")
     suffix = path.suffix.lower()
-    labels = None
     try:
         if suffix == ".npy":
-            Y = np.load(path, allow_pickle=False)
+            Y, lab = _read_npy(path, labels)
         elif suffix == ".npz":
-            with np.load(path, allow_pickle=False) as f:
-                if not f.files:
-                    raise InputError(f"{path} holds no arrays.")
-                Y = f["Y"] if "Y" in f.files else f[f.files[0]]
-                labels = f["labels"] if "labels" in f.files else None
-        elif suffix in (".csv", ".txt", ".tsv"):
-            Y = _read_csv(path, "\t" if suffix == ".tsv" else ",")
+            Y, lab = _read_npz(path, labels)
+        elif suffix in (".csv", ".tsv", ".txt"):
+            Y, lab = _read_delimited(path, labels, keep_index, note)
         else:
-            raise InputError(f"cannot read {path}: use a .csv, .npy or .npz file.")
+            raise InputError(f"cannot read {path}: use a .csv, .tsv, .txt, .npy or .npz file.")
     except InputError:
         raise
-    except (OSError, ValueError, EOFError) as exc:
-        raise InputError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
+    except (OSError, ValueError, EOFError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {path}: {_first_line(exc)}") from exc
     if Y.dtype.kind not in "biuf":
         raise InputError(f"{path} holds non-numeric data (dtype {Y.dtype}); lvm needs numbers.")
     Y = np.asarray(Y, dtype=np.float64)
     if Y.ndim != 2:
         raise InputError(f"{path} must hold a 2-D table (rows = samples), got shape {Y.shape}.")
+    if Y.shape[1] == 0:
+        raise InputError(f"{path} has no feature columns left.")
     bad = ~np.isfinite(Y)
     if bad.any():
         r, c = np.argwhere(bad)[0]
         raise InputError(
             f"{path} has {int(bad.sum())} missing or infinite value(s) (first at row {r + 1}, "
-            f"column {c + 1}); impute or drop them first."
+            f"feature {c + 1}); impute or drop them first."
         )
-    return Y, labels
+    if lab is not None and len(lab) != len(Y):
+        raise InputError(f"{path}: {len(lab)} labels for {len(Y)} rows.")
+    return Y, lab
 
 
-def _read_csv(path: Path, delimiter: str) -> np.ndarray:
-    with open(path, newline="") as f:
-        import csv
+def _read_npy(path, labels):
+    Y = np.load(path, allow_pickle=False)
+    if labels is None:
+        return Y, None
+    j = _as_index(labels, Y.shape[1] if Y.ndim == 2 else 0, path)
+    return np.delete(Y, j, axis=1), _tidy_labels(Y[:, j])
 
-        rows = [row for row in csv.reader(f, delimiter=delimiter) if row]
-    if not rows:
-        raise InputError(f"{path} is empty.")
 
-    def numeric(cell):
+def _read_npz(path, labels):
+    with np.load(path, allow_pickle=False) as f:
+        if not f.files:
+            raise InputError(f"{path} holds no arrays.")
+        Y = f["Y"] if "Y" in f.files else f[f.files[0]]
+        key = "labels" if labels is None else str(labels)
+        if key in f.files:
+            return Y, _tidy_labels(f[key])
+        if labels is not None:
+            raise InputError(f"{path} has no array {key!r} for --labels; it holds "
+                             f"{', '.join(f.files)}.")
+        return Y, None
+
+
+def _as_index(spec, n_columns, path, names=None) -> int:
+    """The 0-based column that ``spec`` (a header name or an integer index) names."""
+    spec = str(spec)
+    if names is not None and spec in names:
+        return names.index(spec)
+    try:
+        j = int(spec)
+    except ValueError:
+        shown = ", ".join(repr(n) for n in (names or [])[:12])
+        raise InputError(f"{path} has no column named {spec!r} for --labels"
+                         + (f"; its columns are {shown}" + (", ..." if len(names) > 12 else "")
+                            if names else "; it has no header, so give a 0-based index")
+                         + ".") from None
+    if not -n_columns <= j < n_columns:
+        raise InputError(f"--labels {spec}: {path} has {n_columns} columns (0 to {n_columns - 1}).")
+    return j % n_columns
+
+
+def _tidy_labels(lab) -> np.ndarray:
+    """Labels as integers where they are whole numbers, else as they are (e.g. text)."""
+    lab = np.asarray(lab).ravel()
+    if lab.dtype == object:
+        lab = lab.astype(str)
+    if lab.dtype.kind in "US":
+        lab = np.char.strip(lab.astype(str))
         try:
-            float(cell)
-            return True
+            as_float = lab.astype(np.float64)
         except ValueError:
-            return cell.strip().lower() in ("", "nan", "na")
+            return lab
+        lab = as_float
+    if lab.dtype.kind == "f" and np.isfinite(lab).all() and (lab == np.round(lab)).all():
+        return lab.astype(np.int64)
+    return lab
 
-    header = None
-    if not all(numeric(c) for c in rows[0]):
-        header, rows = rows[0], rows[1:]
-    if not rows:
-        raise InputError(f"{path} has a header but no data rows.")
-    width = len(rows[0])
-    out = np.empty((len(rows), width))
-    for i, row in enumerate(rows):
-        if len(row) != width:
-            raise InputError(f"{path}: row {i + 1} has {len(row)} fields, expected {width}.")
-        for j, cell in enumerate(row):
-            try:
-                out[i, j] = float(cell) if cell.strip() not in ("", "NA", "na") else np.nan
-            except ValueError:
-                col = header[j] if header else f"{j + 1}"
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+        return True
+    except ValueError:
+        return cell.strip().lower() in _MISSING
+
+
+def _split(line: str, delimiter):
+    if delimiter is None:
+        return line.split()
+    return next(csv.reader([line], delimiter=delimiter, skipinitialspace=True), [])
+
+
+def _sniff(path: Path):
+    """(delimiter or None for runs of whitespace, first row's fields, whether it is a header)."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        sample = f.read(64 * 1024)
+    lines = [ln for ln in sample.splitlines() if ln.strip()]
+    if len(sample) == 64 * 1024 and len(lines) > 1:
+        lines = lines[:-1]  # the last line may be cut short
+    if not lines:
+        raise InputError(f"{path} is empty.")
+    try:
+        delimiter = csv.Sniffer().sniff("\n".join(lines[:20]), delimiters=_DELIMITERS).delimiter
+    except csv.Error:  # one column, or nothing consistent: the suffix's usual delimiter
+        delimiter = {".csv": ",", ".tsv": "\t"}.get(path.suffix.lower())
+    if delimiter == " ":
+        delimiter = None
+    first = [c.strip() for c in _split(lines[0], delimiter)]
+    # A header has a field that is not a number, or is the column numbers pandas writes for a
+    # frame made from an array ("0,1,2", or ",0,1" after an unnamed index; "0,1" can be data).
+    indexed = first[:1] == [""]
+    numbered = first[1:] if indexed else first
+    header = (not all(_is_number(c) for c in first)
+              or (len(numbered) >= (1 if indexed else 3)
+                  and numbered == [str(j) for j in range(len(numbered))]))
+    return delimiter, first, header
+
+
+def _read_delimited(path, labels, keep_index, note):
+    delimiter, first, header = _sniff(path)
+    n_columns = len(first)
+    names = first if header else None
+    label_col = None if labels is None else _as_index(labels, n_columns, path, names)
+
+    index_col = None
+    if header and not keep_index and label_col != 0 and n_columns > 1:
+        if first[0] == "" or first[0].startswith("Unnamed: "):
+            index_col = 0
+            why = "it is unnamed, as pandas and R write a row index"
+    features = [j for j in range(n_columns) if j not in (label_col, index_col)]
+    if not features:
+        raise InputError(f"{path} has no feature columns besides the labels.")
+
+    table, label_values = _parse(path, delimiter, header, n_columns, features, label_col)
+    if table is None:  # the fast reader failed: find the cell to blame
+        _diagnose(path, delimiter, header, names, n_columns, features)
+        raise InputError(f"cannot read {path} as a table of numbers.")
+    Y = table
+    if (index_col is None and header and not keep_index and label_col != 0 and len(features) > 1
+            and features[0] == 0 and len(Y) > 1
+            and np.array_equal(Y[:, 0], np.arange(len(Y), dtype=np.float64))):
+        index_col, Y = 0, Y[:, 1:]
+        why = "its values are 0, 1, ..., n-1"
+    if index_col is not None:
+        note(f"dropped column 0 ({first[0]!r}) of {path.name} as a row index: {why} "
+             "(--keep-index keeps it).")
+    if not np.isfinite(Y).all():
+        # a precise message where a cell is to blame (else load_table names the first NaN)
+        _diagnose(path, delimiter, header, names, n_columns, features)
+    if label_col is None and names is not None:
+        for j in features:
+            if names[j].lower() in _LABEL_NAMES:
+                note(f"column {names[j]!r} looks like labels but is used as a feature; "
+                     f"pass --labels {names[j]} to colour by it instead.")
+                break
+    return Y, (None if label_values is None else _tidy_labels(label_values))
+
+
+def _parse(path, delimiter, header, n_columns, features, label_col):
+    """(features as float64, label column or None), or (None, None) when the file is not a clean
+    table of numbers. Uses pandas when it is installed, else numpy's C reader."""
+    try:
+        import pandas as pd
+    except ImportError:
+        pd = None
+    if pd is not None:
+        try:
+            df = pd.read_csv(path, sep=r"\s+" if delimiter is None else delimiter, header=None,
+                             skiprows=1 if header else 0, quotechar='"', skipinitialspace=True,
+                             encoding="utf-8-sig", low_memory=False)
+        except (ValueError, pd.errors.ParserError):
+            return None, None
+        if df.shape[1] != n_columns:
+            return None, None
+        block = df.iloc[:, features]
+        if not all(pd.api.types.is_numeric_dtype(t) for t in block.dtypes):
+            return None, None
+        lab = None if label_col is None else df.iloc[:, label_col].to_numpy()
+        return block.to_numpy(dtype=np.float64), lab
+    kw = dict(delimiter=delimiter, skiprows=1 if header else 0, quotechar='"', comments=None,
+              encoding="utf-8-sig")
+    # With every column used, numpy itself rejects a row of another width.
+    usecols = None if len(features) == n_columns else features
+    try:
+        Y = np.loadtxt(path, dtype=np.float64, usecols=usecols, ndmin=2, **kw)
+        lab = None if label_col is None else np.loadtxt(path, dtype=str, usecols=[label_col],
+                                                        ndmin=1, **kw)
+    except ValueError:
+        return None, None
+    return Y, lab
+
+
+def _diagnose(path, delimiter, header, names, n_columns, features):
+    """Raise an InputError naming the first row that is ragged, missing or non-numeric.
+
+    Runs only after the fast reader failed, so a per-row loop is fine here."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = (csv.reader(f, delimiter=delimiter, skipinitialspace=True) if delimiter
+                else (line.split() for line in f))
+        row_number = 0
+        for line_number, row in enumerate(rows, start=1):
+            if not any(c.strip() for c in row) or (header and line_number == 1):
+                continue
+            row_number += 1
+            if len(row) != n_columns:
+                raise InputError(f"{path}: row {row_number} (line {line_number}) has {len(row)} "
+                                 f"fields, expected {n_columns}.")
+            for j in features:
+                cell = row[j].strip()
+                try:
+                    float(cell)
+                    continue
+                except ValueError:
+                    pass
+                column = repr(names[j]) if names else f"{j} (0-based)"
+                if cell.lower() in _MISSING:
+                    raise InputError(
+                        f"{path}: missing value {cell!r} in column {column}, row {row_number} "
+                        f"(line {line_number}); impute or drop it first.")
                 raise InputError(
-                    f"{path}: column {col!r} is not numeric (row {i + 1} holds {cell!r}); "
-                    "drop or encode non-numeric columns."
-                ) from None
+                    f"{path}: column {column} is not numeric (row {row_number} holds {cell!r}); "
+                    f"drop or encode it, or pass --labels {names[j] if names else j} if it holds "
+                    "labels.")
+
+
+# ------------------------------------------------------------------------------------- the models
+def _estimator(cls_name, kwargs, n_components, args):
+    cls = getattr(lvm, cls_name)
+    return cls(n_components, **kwargs, random_state=args.random_state, verbose=bool(args.verbose))
+
+
+def _keys(spec: str, valid) -> list:
+    keys = []
+    for key in (k.strip().lower() for k in spec.split(",")):
+        if not key:
+            continue
+        if key not in valid:
+            raise InputError(f"unknown model {key!r}; choose from {', '.join(valid)}.")
+        if key not in keys:
+            keys.append(key)
+    if not keys:
+        raise InputError(f"no models given; e.g. --models {','.join(valid)}")
+    return keys
+
+
+def _models(args, n_components):
+    """Model name (the class name, as tables and figures show it) -> estimator."""
+    out = {}
+    for key in _keys(args.models, MODELS):
+        cls_name, kwargs, fast = MODELS[key]
+        out[cls_name] = _estimator(cls_name, {**kwargs, **(fast if args.fast else {})},
+                                   n_components, args)
     return out
 
 
-def _embedding_figure(table, Y, labels, path):
+def _progress(text, end="\n"):
+    print(text, end=end, file=sys.stderr, flush=True)
+
+
+class _Progress:
+    """One progress line per model on stderr: ``[2/4] VAE ... fit 5.1 s, score 0.8 s``.
+
+    The start of a line appears once a fit has run for ``delay`` seconds (at once with
+    ``verbose``, whose progress bars follow), so a hyper-parameter an estimator rejects at once
+    leaves the error as the only line; ``header`` is printed before the first line that appears.
+    """
+
+    def __init__(self, n, *, header=None, verbose=False, delay=0.3):
+        self.n, self.header, self.verbose, self.delay = n, header, verbose, delay
+        self._lock = threading.Lock()
+        self._timer = None
+        self._shown = False
+        self._label = ""
+
+    def _write(self, text, end):  # with the lock held
+        if self.header is not None:
+            _progress(self.header)
+            self.header = None
+        _progress(text, end=end)
+
+    def _show(self, text, end):
+        with self._lock:
+            self._write(text, end)
+
+    def _start_line(self):
+        with self._lock:  # printed under the lock: done() cannot slip in between
+            if self._shown is None:  # the model finished as the timer fired
+                return
+            self._shown = True
+            self._write(f"{self._label} ...", "\n" if self.verbose else "")
+
+    def start(self, i, name):
+        self._label, self._shown = f"[{i}/{self.n}] {name}", False
+        if self.verbose:
+            self._start_line()
+        else:
+            self._timer = threading.Timer(self.delay, self._start_line)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _stop(self) -> bool:
+        """Whether the line's start is on screen (and ``verbose`` did not end it)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        with self._lock:
+            shown, self._shown = self._shown, None
+        return bool(shown) and not self.verbose
+
+    def done(self, text):
+        self._show(f" {text}" if self._stop() else f"{self._label}: {text}", "\n")
+
+    def fail(self):
+        if self._stop():
+            self._show(" failed", "\n")
+
+
+def _compare(models: dict, Y, *, test_size, standardize, random_state, verbose, header=None):
+    """``lvm.compare`` one model at a time on one train / held-out split, with a progress line per
+    model: its name while it runs, then its fit and scoring seconds.
+
+    Returns the table and the indices of the training rows."""
+    from sklearn.model_selection import train_test_split
+
+    try:
+        train, test = train_test_split(np.arange(len(Y)), test_size=test_size,
+                                       random_state=random_state)
+    except (ValueError, TypeError) as exc:
+        raise InputError(_first_line(exc)) from exc
+    table = None
+    progress = _Progress(len(models), header=header, verbose=verbose)
+    for i, (name, est) in enumerate(models.items(), start=1):
+        progress.start(i, name)
+        t0 = time.perf_counter()
+        try:
+            one = lvm.compare({name: est}, Y_train=Y[train], Y_test=Y[test],
+                              standardize=standardize)
+        except (ValueError, TypeError) as exc:
+            progress.fail()
+            raise InputError(_first_line(exc)) from exc
+        except BaseException:
+            progress.fail()
+            raise
+        fit = one[0]["fit_seconds"]
+        progress.done(f"fit {fit:.1f} s, score {time.perf_counter() - t0 - fit:.1f} s")
+        if table is None:
+            table = one
+        else:
+            table.extend(one)
+    return table, train
+
+
+def _embedding_figure(table, Y, labels):
+    """One latent scatter per model (titled by its name) and the evidence chart.
+
+    ``Y`` (and ``labels``) are the training rows: their q(x | y) is fitted already, where
+    embedding held-out rows would, for the GPLVM, fit q(x) for them again after scoring did."""
     from matplotlib.figure import Figure
 
     n = len(table)
-    fig = Figure(figsize=(4.2 * n + 4.5, 4.2), layout="constrained")
+    fig = Figure(figsize=(4.2 * n + 4.5, 4.5), layout="constrained")
     axes = fig.subplots(1, n + 1, gridspec_kw={"width_ratios": [1] * n + [1.1]})
     for ax, rec in zip(axes[:-1], table):
         lvm.plot.latent_scatter(rec["estimator"], Y, labels, ax=ax, title=rec["model"], s=4)
         if ax.get_legend() is not None and ax is not axes[0]:
             ax.get_legend().remove()
     lvm.plot.evidence_comparison(table, ax=axes[-1])
-    fig.savefig(path, dpi=110)
+    rec = table[0]
+    fig.suptitle(f"Posterior means E[x | y] of the {rec['n_train']} training rows; evidence on "
+                 f"the {rec['n_test']} held-out rows", fontsize="medium")
+    return fig
+
+
+def _save_figure(table, Y, labels, path):
+    t0 = time.perf_counter()
+    _progress(f"drawing {path.name} ...", end="")
+    _embedding_figure(table, Y, labels).savefig(path, dpi=110)
+    _progress(f" {time.perf_counter() - t0:.1f} s")
     return path
 
 
+# ----------------------------------------------------------------------------------- the commands
 def cmd_demo(args):
     t0 = time.perf_counter()
     data = lvm.datasets.load_digits()
-    keep = data.Y.var(0) > 0  # three pixels are blank in every image: no density exists on them
-    Y = data.Y[:, keep]
-    names = args.models or ",".join(MODELS)
-    models = _build(names, 2, args.random_state, fast=False)
-    print(f"lvm demo: {len(Y)} digits (8x8, {keep.sum()} non-blank pixels), 2-D latent, "
-          f"{', '.join(models)}", flush=True)
+    Y, labels = data.Y, data.labels
+    overrides = DEMO_QUICK if args.quick else {}
+    keep = Y.var(0) > 0  # pixels blank in every image: no density exists on them
+    if args.quick:
+        Y, labels = Y[:DEMO_QUICK["n_rows"]], labels[:DEMO_QUICK["n_rows"]]
+        # in few images, a pixel inked in one held-out image only would be a -inf for FA
+        keep &= (Y != 0).mean(0) >= DEMO_QUICK["min_inked"]
+    Y = Y[:, keep]
+    models = {}
+    for key in _keys(args.models, DEMO_MODELS):
+        cls_name, kwargs = DEMO_MODELS[key]
+        models[cls_name] = _estimator(cls_name, {**kwargs, **overrides.get(key, {})}, 2, args)
+    print(f"lvm demo{' --quick' if args.quick else ''}: {len(Y)} digits (8x8, {keep.sum()} "
+          f"non-blank pixels), 2-D latent, {', '.join(models)}", flush=True)
     # Pixels share one unit, so they are not standardized per feature: a pixel that is nonzero in
     # two training images would turn a held-out image that uses it into a 50-sigma outlier.
-    table = lvm.compare(models, Y, test_size=0.2, standardize=False, random_state=args.random_state,
-                        verbose=args.verbose)
-    print(table)
+    table, train = _compare(models, Y, test_size=0.2, standardize=False,
+                            random_state=args.random_state, verbose=args.verbose)
+    print(table, flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    png = _embedding_figure(table, table.preprocess(Y), data.labels, out / "demo.png")
+    png = _save_figure(table, table.preprocess(Y[train]), labels[train], out / "demo.png")
     print(f"wrote {png} ({time.perf_counter() - t0:.1f} s in all)")
     return 0
 
 
 def cmd_compare(args):
-    Y, labels = load_table(args.data)
-    models = _build(args.models, args.components, args.random_state, fast=args.fast)
-    table = lvm.compare(models, Y, test_size=args.test_size, standardize=args.standardize,
-                        random_state=args.random_state, verbose=args.verbose)
-    print(table)
+    Y, labels = load_table(args.data, args.labels, keep_index=args.keep_index)
+    models = _models(args, args.components)
+    header = (f"lvm compare: {Y.shape[0]} rows x {Y.shape[1]} features"
+              + (f" (labels from column {args.labels!r})" if args.labels is not None else "")
+              + f", {args.components}-D latent")
+    table, train = _compare(models, Y, test_size=args.test_size, standardize=args.standardize,
+                            random_state=args.random_state, verbose=args.verbose, header=header)
+    print(table, flush=True)
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        import csv
-
+        keys = [k for k in table[0] if k != "estimator"]
         with open(out / "comparison.csv", "w", newline="") as f:
             w = csv.writer(f)
-            keys = [k for k in table[0] if k != "estimator"]
             w.writerow(keys)
-            for r in table:
-                w.writerow([r[k] for k in keys])
-        if args.components >= 2:
-            _embedding_figure(table, table.preprocess(Y), labels, out / "comparison.png")
-        print(f"wrote {out / 'comparison.csv'}" + (f" and {out / 'comparison.png'}"
-                                                  if args.components >= 2 else ""))
+            w.writerows([r[k] for k in keys] for r in table)
+        png = _save_figure(table, table.preprocess(Y[train]),
+                           None if labels is None else labels[train], out / "comparison.png")
+        print(f"wrote {out / 'comparison.csv'} and {png}")
     return 0
 
 
 def cmd_embed(args):
-    Y, _ = load_table(args.data)
-    model = _build(args.model, args.components, args.random_state, fast=args.fast)[args.model]
+    Y, labels = load_table(args.data, args.labels, keep_index=args.keep_index)
     if args.standardize:
         s = Y.std(0)
         s[s == 0] = 1.0
         Y = (Y - Y.mean(0)) / s
-    X = np.asarray(model.fit_transform(Y))
-    header = ",".join(f"x{i + 1}" for i in range(X.shape[1]))
-    if args.out in (None, "-"):
-        np.savetxt(sys.stdout, X, delimiter=",", header=header, comments="", fmt="%.6g")
-    else:
-        np.savetxt(args.out, X, delimiter=",", header=header, comments="", fmt="%.6g")
-        print(f"wrote {X.shape[0]} x {X.shape[1]} coordinates to {args.out}")
+    cls_name, kwargs, fast = MODELS[args.model]
+    model = _estimator(cls_name, {**kwargs, **(fast if args.fast else {})}, args.components, args)
+    progress = _Progress(1, verbose=args.verbose)
+    progress.start(1, f"{cls_name} on {Y.shape[0]} rows x {Y.shape[1]} features")
+    t0 = time.perf_counter()
+    try:
+        model.fit(Y)
+    except (ValueError, TypeError) as exc:
+        progress.fail()
+        raise InputError(_first_line(exc)) from exc
+    except BaseException:
+        progress.fail()
+        raise
+    t1 = time.perf_counter()
+    X, X_std = model.transform(Y, return_std=True)
+    progress.done(f"fit {t1 - t0:.1f} s, transform {time.perf_counter() - t1:.1f} s")
+    k = X.shape[1]
+    head = [f"x{i}" for i in range(k)]
+    cells = [np.char.mod("%.6g", np.asarray(X))]
+    if args.std:
+        head += [f"x{i}_std" for i in range(k)]
+        cells.append(np.char.mod("%.6g", np.asarray(X_std)))
+    if labels is not None:
+        head.append("label")
+        cells.append(np.asarray(labels).astype(str).reshape(-1, 1))
+    rows = np.concatenate(cells, axis=1).tolist()
+    to_stdout = args.out in (None, "-")
+    f = sys.stdout if to_stdout else open(args.out, "w", newline="")
+    try:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(head)
+        w.writerows(rows)
+        f.flush()
+    finally:
+        if not to_stdout:
+            f.close()
+    if not to_stdout:
+        print(f"wrote {len(rows)} x {len(head)} columns ({', '.join(head[:4])}"
+              f"{', ...' if len(head) > 4 else ''}) to {args.out}", file=sys.stderr)
     return 0
 
 
-def _parser():
-    p = argparse.ArgumentParser(prog="lvm", description="Probabilistic latent-variable models.")
-    p.add_argument("--version", action="version", version=f"lvm {lvm.__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+# ------------------------------------------------------------------------------------- the parser
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and the epilog as written; every option's default shown (flags: off)."""
 
-    d = sub.add_parser("demo", help="fit every family to the bundled digits; print the evidence "
-                                    "table and write the embeddings PNG")
-    d.add_argument("--out", default="lvm-demo", help="output folder (default: lvm-demo)")
-    d.add_argument("--models", default=None, help="comma-separated subset of " + ",".join(MODELS))
-    d.add_argument("--random-state", type=int, default=0)
-    d.add_argument("--verbose", action="store_true")
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if ("%(default)" in text or default is None or default is False
+                or default == argparse.SUPPRESS):
+            return text
+        return text + " (default: %(default)s)"
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line instead of the usage block
+        raise _UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _size(text):
+    """--test-size: a fraction in (0, 1) or a whole number of rows."""
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid value {text!r}: give a fraction such as "
+                                             "0.2 or a number of rows") from None
+
+
+_EPILOG = """\
+examples:
+  lvm demo                                   every family on the bundled digits
+  lvm demo --quick                           the same code path in seconds, tiny settings
+  lvm compare --data wine.csv --labels class --models ppca,fa,vae --out results
+  lvm compare --data Y.npz --components 3 --fast
+  lvm embed --data wine.csv --labels class --model gplvm --std > coords.csv
+  lvm embed --data Y.npy | head
+
+Data: .csv/.tsv/.txt (delimiter sniffed, optional header; an unnamed first column is dropped as a
+row index), .npy, .npz (array Y, labels from array 'labels'). Progress goes to stderr, results to
+stdout; a bad argument or file is one line 'lvm: error: ...' with exit status 2.
+"""
+
+
+def _data_options(p):
+    p.add_argument("--data", required=True, metavar="FILE",
+                   help="a .csv, .tsv, .txt, .npy or .npz file, one row per sample")
+    p.add_argument("--labels", default=None, metavar="COLUMN",
+                   help="column holding labels (header name, or 0-based index; in an .npz, the "
+                        "array's name): left out of the features, colours the figures")
+    p.add_argument("--keep-index", action="store_true",
+                   help="keep a first column that looks like a row index (unnamed, or 0..n-1)")
+    p.add_argument("--components", type=int, default=2, metavar="K", help="latent dimension")
+    p.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=True,
+                   help="standardize every feature (the evidence is still that of the raw data)")
+    p.add_argument("--fast", action="store_true",
+                   help="fewer VAE epochs and GPLVM inducing points / iterations")
+
+
+def _common_options(p):
+    p.add_argument("--random-state", type=int, default=0, metavar="SEED",
+                   help="seed of the split and of every model")
+    p.add_argument("--verbose", action="store_true",
+                   help="progress bars of each fit (on stderr)")
+
+
+def _parser():
+    p = _Parser(prog="lvm", description="Probabilistic latent-variable models (PPCA, factor "
+                "analysis, VAE, Bayesian GPLVM)\ncompared by their evidence log p(y), in nats per "
+                "data point.",
+                epilog=_EPILOG, formatter_class=_Formatter)
+    p.add_argument("--version", action="version", version=f"lvm {lvm.__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{demo,compare,embed}")
+
+    d = sub.add_parser("demo", formatter_class=_Formatter, epilog=_EPILOG,
+                       help="fit every family to the bundled digits; print the evidence table, "
+                            "write a figure",
+                       description="Fit every family to scikit-learn's bundled digits (2-D "
+                                   "latent), print the held-out\nevidence per model and write "
+                                   "OUT/demo.png. Its settings: lvm.cli.DEMO_MODELS.")
+    d.add_argument("--out", default="lvm-demo", metavar="DIR", help="folder for demo.png")
+    d.add_argument("--models", default=",".join(DEMO_MODELS), metavar="LIST",
+                   help="comma-separated subset of " + ",".join(DEMO_MODELS))
+    d.add_argument("--quick", action="store_true",
+                   help=f"smoke run: first {DEMO_QUICK['n_rows']} digits, tiny settings")
+    _common_options(d)
     d.set_defaults(func=cmd_demo)
 
-    c = sub.add_parser("compare", help="compare models' held-out evidence on a data file")
-    c.add_argument("--data", required=True, help="a .csv, .npy or .npz file (rows = samples)")
-    c.add_argument("--models", default="ppca,vae,gplvm", help="comma-separated: " + ",".join(MODELS))
-    c.add_argument("--components", type=int, default=2)
-    c.add_argument("--test-size", type=float, default=0.2)
-    c.add_argument("--no-standardize", dest="standardize", action="store_false")
-    c.add_argument("--fast", action="store_true", help="fewer epochs / inducing points")
-    c.add_argument("--out", default=None, help="folder for comparison.csv and comparison.png")
-    c.add_argument("--random-state", type=int, default=0)
-    c.add_argument("--verbose", action="store_true")
+    c = sub.add_parser("compare", formatter_class=_Formatter, epilog=_EPILOG,
+                       help="compare models' held-out evidence on a data file",
+                       description="Fit each model on the same training split of a data file and "
+                                   "print its held-out\nlog p(y) per point; with --out also "
+                                   "write the table as CSV and a figure.")
+    _data_options(c)
+    c.add_argument("--models", default="ppca,vae,gplvm", metavar="LIST",
+                   help="comma-separated subset of " + ",".join(MODELS))
+    c.add_argument("--test-size", type=_size, default=0.2, metavar="SIZE",
+                   help="held-out fraction (or number of rows)")
+    c.add_argument("--out", default=None, metavar="DIR",
+                   help="folder for comparison.csv and comparison.png (default: print only)")
+    _common_options(c)
     c.set_defaults(func=cmd_compare)
 
-    e = sub.add_parser("embed", help="write the latent coordinates E[x|y] as CSV")
-    e.add_argument("--data", required=True)
-    e.add_argument("--model", default="ppca", choices=list(MODELS))
-    e.add_argument("--components", type=int, default=2)
-    e.add_argument("--no-standardize", dest="standardize", action="store_false")
-    e.add_argument("--fast", action="store_true")
-    e.add_argument("--out", default=None, help="CSV path (default: standard output)")
-    e.add_argument("--random-state", type=int, default=0)
+    e = sub.add_parser("embed", formatter_class=_Formatter, epilog=_EPILOG,
+                       help="write the latent coordinates E[x | y] as CSV",
+                       description="Fit one model to a data file and write its posterior means "
+                                   "E[x | y] as CSV:\ncolumns x0, x1, ...; with --std also "
+                                   "x0_std, x1_std, ...; with --labels a last column 'label'.")
+    _data_options(e)
+    e.add_argument("--model", default="ppca", choices=list(MODELS), help="the model")
+    e.add_argument("--std", action="store_true",
+                   help="also write the posterior standard deviations (x0_std, ...)")
+    e.add_argument("--out", default="-", metavar="FILE", help="CSV path ('-': standard output)")
+    _common_options(e)
     e.set_defaults(func=cmd_embed)
     return p
 
 
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
+    """Run the command line; returns the exit status (0, 2 for bad input, 141 for a closed pipe)."""
     try:
+        args = _parser().parse_args(argv)
         return args.func(args)
-    except InputError as exc:
-        print(f"lvm {args.command}: error: {exc}", file=sys.stderr)
+    except SystemExit as exc:  # --help, --version
+        return exc.code if isinstance(exc.code, int) else 0
+    except _UsageError as exc:
+        print(f"lvm: error: {exc}", file=sys.stderr)
         return 2
-    except lvm.datasets.DataFileNotFoundError as exc:
-        print(f"lvm {args.command}: error: {exc}", file=sys.stderr)
+    except (InputError, FileNotFoundError) as exc:  # FileNotFoundError: a dataset not on disk
+        print(f"lvm: error: {_first_line(exc)}", file=sys.stderr)
         return 2
+    except FloatingPointError as exc:  # lvm.NumericalError: the fit itself failed
+        print(f"lvm: error: {_first_line(exc)}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # The reader went away (``lvm embed ... | head``): stop quietly. Point stdout at devnull so
+        # the interpreter's final flush does not raise again.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return _PIPE_STATUS
+    except KeyboardInterrupt:
+        print("lvm: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

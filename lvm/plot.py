@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "EVIDENCE_STYLES",
     "latent_scatter",
     "ard_relevance",
     "training_curve",
@@ -33,14 +34,33 @@ def _relevant_dims(model, n=2):
     return list(range(n))
 
 
+def _label_colors(labels):
+    """(sorted unique labels, the colour of each point) with one fixed colour per label."""
+    labels = np.asarray(labels)
+    classes, index = np.unique(labels, return_inverse=True)
+    return classes, np.array([f"C{i % 10}" for i in range(len(classes))])[index.ravel()]
+
+
+def _ellipse_legend_handle(legend, orig_handle, xdescent, ydescent, width, height, fontsize):
+    from matplotlib.patches import Ellipse
+
+    return Ellipse((width / 2 - xdescent, height / 2 - ydescent), 0.8 * width, 1.2 * height)
+
+
 def latent_scatter(model, Y, labels=None, *, dims=None, ax=None, uncertainty=True, title=None,
                    max_ellipses=300, s=8):
-    """Scatter of the posterior means E[x | y] in 2-D, coloured by ``labels``.
+    """Scatter of the posterior means E[x | y], coloured by ``labels``.
 
     With more than two latent dimensions the two most relevant are shown (ARD relevance where the
     model has it, else the first two); ``dims`` picks them explicitly. Where the model gives a
-    posterior standard deviation, one-sigma ellipses are drawn for up to ``max_ellipses`` points.
+    posterior standard deviation, ellipses of ±1 sd of q(x | y) along each shown axis are drawn for
+    up to ``max_ellipses`` points (evenly spaced), and the legend says so.
+
+    A model with one latent dimension gets a 1-D plot: the latent on the x axis, one row of
+    points per label (jittered vertically, the rows named on the y axis; one jittered row without
+    labels) and ±1 sd as horizontal bars.
     """
+    from matplotlib.legend_handler import HandlerPatch
     from matplotlib.patches import Ellipse
 
     try:
@@ -48,37 +68,70 @@ def latent_scatter(model, Y, labels=None, *, dims=None, ax=None, uncertainty=Tru
     except TypeError:
         X, X_std = model.transform(Y), None
     X = np.asarray(X)
-    if X.shape[1] == 1:
-        X = np.column_stack([X, np.zeros(len(X))])
-        X_std = None if X_std is None else np.column_stack([np.asarray(X_std), np.zeros(len(X))])
-        dims = [0, 1]
-    dims = list(dims) if dims is not None else _relevant_dims(model)
+    X_std = None if X_std is None or not uncertainty else np.asarray(X_std)
     if ax is None:
-        fig = _figure((5, 4.5))
+        fig = _figure((5, 4.5) if X.shape[1] > 1 else (5.5, 3.2))
         ax = fig.add_subplot()
     else:
         fig = ax.figure
-    xy = X[:, dims]
-    if labels is None:
-        ax.scatter(xy[:, 0], xy[:, 1], s=s, alpha=0.8, color="C0")
+    classes, colors = (None, np.full(len(X), "C0")) if labels is None else _label_colors(labels)
+    step = max(1, -(-len(X) // max_ellipses))  # ceil: at most max_ellipses marks
+    which = "" if step == 1 else f", 1 in {step} points"
+    handles, handler_map = [], {}
+    if X.shape[1] == 1:
+        _strip(ax, X[:, 0], X_std, labels, classes, colors, step, s)
+        if X_std is not None:
+            from matplotlib.lines import Line2D
+
+            handles.append(Line2D([], [], color="0.3", lw=0.8, marker="|",
+                                  label=f"bars: ±1 sd of q(x | y){which}"))
+        ax.set_xlabel("latent dim 0")
     else:
-        labels = np.asarray(labels)
-        for i, lab in enumerate(np.unique(labels)):
-            m = labels == lab
-            ax.scatter(xy[m, 0], xy[m, 1], s=s, alpha=0.8, color=f"C{i % 10}", label=str(lab))
-        ax.legend(markerscale=2, fontsize="small", loc="best", ncol=2 if len(np.unique(labels)) > 5 else 1)
-    if uncertainty and X_std is not None:
-        std = np.asarray(X_std)[:, dims]
-        step = max(1, len(xy) // max_ellipses)
-        colors = (["C0"] * len(xy) if labels is None
-                  else [f"C{np.searchsorted(np.unique(labels), l) % 10}" for l in labels])
-        for i in range(0, len(xy), step):
-            ax.add_patch(Ellipse(xy[i], 2 * std[i, 0], 2 * std[i, 1], fill=False, lw=0.4,
-                                 alpha=0.4, color=colors[i]))
-    ax.set_xlabel(f"latent dim {dims[0]}")
-    ax.set_ylabel(f"latent dim {dims[1]}")
+        dims = list(dims) if dims is not None else _relevant_dims(model)
+        xy = X[:, dims]
+        if labels is None:
+            ax.scatter(xy[:, 0], xy[:, 1], s=s, alpha=0.8, color="C0")
+        else:
+            labels = np.asarray(labels)
+            for i, lab in enumerate(classes):
+                m = labels == lab
+                ax.scatter(xy[m, 0], xy[m, 1], s=s, alpha=0.8, color=f"C{i % 10}", label=str(lab))
+        if X_std is not None:
+            std = X_std[:, dims]
+            for i in range(0, len(xy), step):
+                ax.add_patch(Ellipse(xy[i], 2 * std[i, 0], 2 * std[i, 1], fill=False, lw=0.4,
+                                     alpha=0.4, color=colors[i]))
+            handles.append(Ellipse((0, 0), 1, 1, fill=False, lw=0.8, color="0.3",
+                                   label=f"ellipses: ±1 sd of q(x | y){which}"))
+            handler_map[Ellipse] = HandlerPatch(patch_func=_ellipse_legend_handle)
+        ax.set_xlabel(f"latent dim {dims[0]}")
+        ax.set_ylabel(f"latent dim {dims[1]}")
+    if labels is not None and X.shape[1] > 1:
+        handles = ax.get_legend_handles_labels()[0] + handles
+    if handles:
+        n_entries = len(handles)
+        ax.legend(handles=handles, handler_map=handler_map, markerscale=2, fontsize="small",
+                  loc="best", ncol=2 if n_entries > 6 else 1)
     ax.set_title(title or type(model).__name__)
     return fig
+
+
+def _strip(ax, x, x_std, labels, classes, colors, step, s):
+    """The 1-D latent: x on the horizontal axis, one jittered row per label."""
+    rng = np.random.default_rng(0)
+    if labels is None:
+        row = np.zeros(len(x))
+        ax.set_yticks([])
+    else:
+        row = np.searchsorted(classes, np.asarray(labels)).astype(float)
+        ax.set_yticks(np.arange(len(classes)), [str(c) for c in classes])
+        ax.set_ylabel("label")
+    y = row + rng.uniform(-0.3, 0.3, len(x))
+    ax.scatter(x, y, s=s, alpha=0.8, c=list(colors))
+    if x_std is not None:
+        keep = slice(None, None, step)
+        ax.errorbar(x[keep], y[keep], xerr=x_std[keep, 0], fmt="none", lw=0.4, alpha=0.4,
+                    ecolor=list(colors[keep]))
 
 
 def ard_relevance(model, ax=None):
@@ -109,7 +162,11 @@ def ard_relevance(model, ax=None):
 
 
 def training_curve(model, ax=None):
-    """The objective per epoch from ``history_`` (train, and validation where recorded)."""
+    """The objective from ``history_`` (train, and validation where recorded).
+
+    The x axis is "optimizer iterations" when the records carry ``n_iter`` (the optimizer steps
+    taken so far, e.g. the GPLVM's groups of L-BFGS steps), else "epoch".
+    """
     history = getattr(model, "history_", None)
     if not history:
         raise ValueError(f"{type(model).__name__} has no training history (history_); fit it first.")
@@ -118,20 +175,49 @@ def training_curve(model, ax=None):
         ax = fig.add_subplot()
     else:
         fig = ax.figure
-    epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
-    ax.plot(epochs, [h["train"] for h in history], label="train")
+    if all("n_iter" in h for h in history):
+        steps, xlabel = [h["n_iter"] for h in history], "optimizer iterations"
+    else:
+        steps, xlabel = [h.get("epoch", i + 1) for i, h in enumerate(history)], "epoch"
+    ax.plot(steps, [h["train"] for h in history], label="train")
     if any("validation" in h for h in history):
-        ax.plot([e for e, h in zip(epochs, history) if "validation" in h],
+        ax.plot([e for e, h in zip(steps, history) if "validation" in h],
                 [h["validation"] for h in history if "validation" in h], label="validation")
-    ax.set_xlabel("epoch")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("objective per point (nats)")
     ax.legend()
     ax.set_title(f"{type(model).__name__} training")
     return fig
 
 
+#: Marker and colour of each evidence kind, fixed so that a colour means the same kind in every
+#: figure (and never the colour a model gets elsewhere from matplotlib's cycle).
+EVIDENCE_STYLES = {
+    "exact": {"marker": "o", "color": "black"},
+    "lower bound": {"marker": "v", "color": "tab:purple"},
+    "importance-weighted estimate": {"marker": "D", "color": "tab:brown"},
+    "upper bound": {"marker": "^", "color": "tab:olive"},
+}
+_OTHER_STYLES = [{"marker": m, "color": c} for m, c in
+                 [("s", "tab:gray"), ("P", "tab:cyan"), ("X", "tab:pink"), ("*", "darkgoldenrod")]]
+
+
+def _evidence_styles(kinds):
+    """The style of each kind: the fixed one, else (for kinds not listed) one of a reserve, given
+    in sorted order of those kinds, so it does not depend on the order of the models."""
+    others = sorted(set(kinds) - set(EVIDENCE_STYLES))
+    styles = dict(EVIDENCE_STYLES)
+    styles.update({k: _OTHER_STYLES[i % len(_OTHER_STYLES)] for i, k in enumerate(others)})
+    return styles
+
+
 def evidence_comparison(table, ax=None, split="test"):
-    """Mean log p(y) per point by model, with standard errors, from :func:`lvm.compare`."""
+    """Mean log p(y) per point by model, with standard errors, from :func:`lvm.compare`.
+
+    Models are named on the x axis by the table's ``model`` entries; marker and colour say the
+    kind of evidence (exact, lower bound, importance-weighted estimate), one fixed style per kind
+    (:data:`EVIDENCE_STYLES`), explained in the legend.
+    """
     records = list(table)
     if not records:
         raise ValueError("The comparison table is empty.")
@@ -143,20 +229,31 @@ def evidence_comparison(table, ax=None, split="test"):
     key = f"{split}_log_evidence"
     vals = np.array([r[key] for r in records])
     errs = np.array([r.get(f"{split}_stderr", 0.0) for r in records])
-    markers = {"exact": "o", "lower bound": "v", "importance-weighted estimate": "D"}
+    styles = _evidence_styles(r["evidence"] for r in records)
+    finite = np.isfinite(vals)
+    errs = np.where(np.isfinite(errs), errs, 0.0)
     seen = set()
     for i, r in enumerate(records):
         kind = r["evidence"]
-        ax.errorbar(i, vals[i], yerr=errs[i], fmt=markers.get(kind, "s"), color=f"C{i % 10}",
-                    capsize=5, ms=8, label=None if kind in seen else kind)
+        if not finite[i]:  # e.g. -inf held out: named at the bottom, not drawn off the scale
+            ax.annotate(f"{vals[i]:.4g}", (i, 0.02), xycoords=("data", "axes fraction"),
+                        ha="center", color=styles[kind]["color"])
+            continue
+        ax.errorbar(i, vals[i], yerr=errs[i], fmt=styles[kind]["marker"],
+                    color=styles[kind]["color"], capsize=5, ms=8,
+                    label=None if kind in seen else kind)
         seen.add(kind)
-    ax.legend(fontsize="small", loc="lower right")
+    if seen:
+        ax.legend(fontsize="small", loc="best", title="evidence", title_fontsize="small")
     ax.grid(axis="y", alpha=0.3)
     ax.set_xticks(range(len(records)), [r["model"] for r in records], rotation=20)
     ax.set_ylabel(f"{split} log p(y) per point (nats)")
-    lo, hi = vals.min() - 2 * errs.max(), vals.max() + 2 * errs.max()
-    pad = 0.1 * max(hi - lo, 1e-9)
-    ax.set_ylim(lo - pad, hi + pad)
+    if finite.any():
+        v, e = vals[finite], errs[finite]
+        lo, hi = (v - 2 * e).min(), (v + 2 * e).max()
+        pad = 0.1 * max(hi - lo, 1e-9)
+        ax.set_ylim(lo - pad, hi + pad)
+    ax.set_xlim(-0.5, len(records) - 0.5)
     ax.set_title("Evidence per point (± standard error)")
     return fig
 
@@ -183,11 +280,28 @@ def reconstructions(model, Y, image_shape, n=8):
     return _image_grid(fig, [Y, R], image_shape, titles=["data", "reconstruction"])
 
 
-def samples(model, n=16, image_shape=None, random_state=0):
-    """Images drawn from the fitted generative model (decoder means where noise would only blur)."""
+def samples(model, n=16, image_shape=None, random_state=0, kind="mean"):
+    """Images from the fitted generative model.
+
+    Parameters
+    ----------
+    kind : {"mean", "draws"}, default="mean"
+        ``"mean"``: decoder means f(x) for x drawn from the prior N(0, I) (by
+        ``numpy.random.default_rng(random_state)``), shown with ``model.inverse_transform`` and
+        free of the observation noise that would only blur them. ``"draws"``: full draws
+        y ~ p(y | x) from ``model.sample`` (noise included: Gaussian, or Bernoulli pixels).
+    """
     if image_shape is None:
         raise ValueError("samples() needs image_shape, e.g. (8, 8) for the digits.")
-    S = np.asarray(model.sample(n, random_state=random_state))
+    if kind == "mean":
+        k = int(getattr(model, "n_components_", None) or model.n_components)
+        X = np.random.default_rng(random_state).standard_normal((n, k))
+        S = np.asarray(model.inverse_transform(X))
+    elif kind == "draws":
+        S = np.asarray(model.sample(n, random_state=random_state))
+    else:
+        raise ValueError(f"kind must be 'mean' (decoder means) or 'draws' (samples of p(y | x)), "
+                         f"got {kind!r}.")
     cols = int(np.ceil(np.sqrt(n)))
     rows = [list(S[i:i + cols]) for i in range(0, n, cols)]
     rows[-1] += [np.zeros_like(S[0])] * (cols - len(rows[-1]))

@@ -1,49 +1,232 @@
-"""The command line: the main job end to end, and clear errors with a non-zero status."""
+"""The command line, in process (``lvm.cli.main``): the main job end to end, real CSVs, and one-line
+errors with exit status 2. One subprocess test covers what only a fresh process shows."""
 
+import csv
+import os
 import subprocess
 import sys
+import time
+
+import matplotlib
+
+matplotlib.use("Agg")
 
 import numpy as np
 import pytest
+from matplotlib.figure import Figure
+from sklearn.datasets import load_wine
 
-from lvm.cli import main
+import lvm
+import lvm.cli
+from lvm.cli import load_table, main
 
 
+@pytest.fixture(scope="module")
+def wine():
+    d = load_wine()
+    names = [n.replace("/", "_") for n in d.feature_names]
+    return d.data, d.target, names
+
+
+def cells(row):
+    return [repr(float(v)) for v in row]
+
+
+def write_csv(path, header, rows, delimiter=","):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, delimiter=delimiter)
+        if header is not None:
+            w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def wine_csv(tmp_path, wine):
+    """wine.csv: the 13 features and a last column 'class'."""
+    Y, y, names = wine
+    return write_csv(tmp_path / "wine.csv", names + ["class"],
+                     [[*cells(r), int(c)] for r, c in zip(Y, y)])
+
+
+@pytest.fixture
+def saved_figures(monkeypatch):
+    """The figures the command saves, in order."""
+    figures = []
+    save = Figure.savefig
+
+    def spy(self, *args, **kwargs):
+        figures.append(self)
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    return figures
+
+
+@pytest.fixture
+def tables(monkeypatch):
+    """The comparison tables the command computes (with the fitted estimators)."""
+    seen = []
+    compare = lvm.cli._compare
+
+    def spy(*args, **kwargs):
+        table, train = compare(*args, **kwargs)
+        seen.append(table)
+        return table, train
+
+    monkeypatch.setattr(lvm.cli, "_compare", spy)
+    return seen
+
+
+# ------------------------------------------------------------------------------------- embed
 def test_embed_writes_coordinates(tmp_path, capsys):
     Y = np.random.default_rng(0).standard_normal((60, 5))
     np.save(tmp_path / "Y.npy", Y)
     assert main(["embed", "--data", str(tmp_path / "Y.npy"), "--model", "ppca",
                  "--out", str(tmp_path / "X.csv")]) == 0
+    with open(tmp_path / "X.csv") as f:
+        assert f.readline().strip() == "x0,x1"
     X = np.loadtxt(tmp_path / "X.csv", delimiter=",", skiprows=1)
     assert X.shape == (60, 2)
 
 
-def test_compare_on_csv_with_header(tmp_path, capsys):
-    Y = np.random.default_rng(0).standard_normal((80, 4))
-    path = tmp_path / "data.csv"
-    np.savetxt(path, Y, delimiter=",", header="a,b,c,d", comments="")
-    assert main(["compare", "--data", str(path), "--models", "ppca,fa", "--out",
-                 str(tmp_path / "out")]) == 0
-    out = capsys.readouterr().out
-    assert "held-out" in out and "ppca" in out and "fa" in out
-    assert (tmp_path / "out" / "comparison.csv").is_file()
-    assert (tmp_path / "out" / "comparison.png").stat().st_size > 5_000
+def test_embed_std_and_labels_columns(wine_csv, capsys):
+    assert main(["embed", "--data", str(wine_csv), "--labels", "class", "--std"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "x0,x1,x0_std,x1_std,label"
+    rows = np.array([line.split(",") for line in out[1:]])
+    assert rows.shape == (178, 5)
+    X, X_std = rows[:, :2].astype(float), rows[:, 2:4].astype(float)
+    assert (X_std > 0).all() and (X_std < 1).all()  # posterior sd shrinks from the prior's 1
+    assert set(rows[:, 4]) == {"0", "1", "2"}
+    assert np.isfinite(X).all()
+
+
+# ----------------------------------------------------------------------------- reading CSVs
+def test_labels_column_is_not_a_feature_and_colours_the_figure(wine_csv, tmp_path, capsys,
+                                                                saved_figures, tables):
+    out = tmp_path / "out"
+    assert main(["compare", "--data", str(wine_csv), "--labels", "class", "--models", "ppca,fa",
+                 "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "178 rows x 13 features" in err
+    assert all(r["estimator"].n_features_in_ == 13 for r in tables[0])
+    # one scatter per class in every model's panel, the classes in the first panel's legend
+    fig = saved_figures[-1]
+    scatters = fig.axes[:2]
+    assert [len(ax.collections) for ax in scatters] == [3, 3]
+    legend = [t.get_text() for t in scatters[0].get_legend().get_texts()]
+    assert legend[:3] == ["0", "1", "2"]
+    # panels are titled by model names, not CLI keys
+    assert [ax.get_title() for ax in scatters] == ["PPCA", "FactorAnalysis"]
+    assert [t.get_text() for t in fig.axes[2].get_xticklabels()] == ["PPCA", "FactorAnalysis"]
+    assert (out / "comparison.png").stat().st_size > 20_000
+
+
+def test_labels_by_index_and_text_labels(tmp_path, wine, capsys):
+    Y, y, names = wine
+    path = write_csv(tmp_path / "w.csv", ["kind"] + names,
+                     [[f"cultivar {c}", *cells(r)] for r, c in zip(Y, y)])
+    for spec in ("0", "kind", "-14"):
+        Z, labels = load_table(path, spec)
+        np.testing.assert_array_equal(Z, Y)
+        assert labels[0] == "cultivar 0" and len(set(labels)) == 3
+
+
+def test_a_label_like_column_gets_a_note(wine_csv, capsys):
+    Y, labels = load_table(wine_csv)
+    assert Y.shape == (178, 14) and labels is None
+    assert "column 'class' looks like labels" in capsys.readouterr().err
+
+
+def _pandas_csv(path, Y, names):
+    """A CSV as pandas' DataFrame.to_csv writes it: an unnamed index column first."""
+    try:
+        import pandas as pd
+    except ImportError:
+        return write_csv(path, [""] + names, [[i, *cells(r)] for i, r in enumerate(Y)])
+    pd.DataFrame(Y, columns=names).to_csv(path)
+    return path
+
+
+def test_pandas_written_csv_gives_the_same_model(tmp_path, wine, capsys, tables):
+    Y, _, names = wine
+    plain = write_csv(tmp_path / "plain.csv", names, [cells(r) for r in Y])
+    pandas = _pandas_csv(tmp_path / "pandas.csv", Y, names)
+    for path in (plain, pandas):
+        assert main(["compare", "--data", str(path), "--models", "ppca,fa"]) == 0
+    for a, b in zip(*tables):
+        assert b["estimator"].n_features_in_ == 13
+        assert a["test_log_evidence"] == b["test_log_evidence"]
+        np.testing.assert_array_equal(a["estimator"].components_, b["estimator"].components_)
+    err = capsys.readouterr().err
+    assert err.count("lvm: note: dropped column 0 ('') of pandas.csv as a row index") == 1
+
+
+def test_an_index_column_0_to_n_minus_1_is_dropped_unless_kept(tmp_path, wine, capsys):
+    Y, _, names = wine
+    path = write_csv(tmp_path / "i.csv", ["index"] + names,
+                     [[i, *cells(r)] for i, r in enumerate(Y)])
+    Z, _ = load_table(path)
+    np.testing.assert_array_equal(Z, Y)
+    assert "its values are 0, 1, ..., n-1" in capsys.readouterr().err
+    Z, _ = load_table(path, keep_index=True)
+    assert Z.shape == (178, 14)
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|", " ", "   "])
+@pytest.mark.parametrize("header", [True, False])
+def test_delimiter_is_sniffed(tmp_path, wine, delimiter, header):
+    Y, _, names = wine
+    lines = ([delimiter.join(names)] if header else []) + [delimiter.join(cells(r)) for r in Y]
+    path = tmp_path / "d.txt"
+    path.write_text("\n".join(lines) + "\n")
+    Z, _ = load_table(path)
+    np.testing.assert_array_equal(Z, Y)
+
+
+@pytest.mark.parametrize("first_line", [",0,1,2", "0,1,2"])
+def test_numbered_header_of_a_frame_made_from_an_array(tmp_path, first_line):
+    Y = np.random.default_rng(0).standard_normal((30, 3))
+    indexed = first_line.startswith(",")
+    rows = [([i] if indexed else []) + cells(r) for i, r in enumerate(Y)]
+    path = write_csv(tmp_path / "f.csv", first_line.split(","), rows)
+    Z, _ = load_table(path, note=lambda message: None)
+    np.testing.assert_array_equal(Z, Y)
+
+
+def test_npz_and_npy_labels(tmp_path):
+    Y = np.random.default_rng(0).standard_normal((40, 4))
+    y = np.arange(40) % 3
+    np.savez(tmp_path / "d.npz", Y=Y, labels=y, group=y + 10)
+    Z, labels = load_table(tmp_path / "d.npz")
+    np.testing.assert_array_equal(labels, y)
+    _, labels = load_table(tmp_path / "d.npz", "group")
+    np.testing.assert_array_equal(labels, y + 10)
+    np.save(tmp_path / "d.npy", np.column_stack([Y, y]))
+    Z, labels = load_table(tmp_path / "d.npy", -1)
+    np.testing.assert_array_equal(Z, Y)
+    np.testing.assert_array_equal(labels, y)
 
 
 @pytest.mark.parametrize(
     "content, message",
     [
-        ("a,b\n1,2\n3,x\n", "column 'b' is not numeric"),
+        ("a,b\n1,2\n3,x\n", "column 'b' is not numeric (row 2 holds 'x')"),
         ("1,2\n3,nan\n5,6\n", "missing or infinite"),
-        ("1,2\n3\n", "row 2 has 1 fields"),
+        ("a,b\n1,2\n3,\n", "missing value '' in column 'b', row 2 (line 3)"),
+        ("1,2\n3\n", "row 2 (line 2) has 1 fields, expected 2"),
+        ("1,2,3\n4,5,6,7\n", "row 2 (line 2) has 4 fields, expected 3"),
         ("", "is empty"),
+        ("\n\n", "is empty"),
     ],
 )
 def test_bad_csv_is_rejected(tmp_path, capsys, content, message):
     path = tmp_path / "bad.csv"
     path.write_text(content)
     assert main(["compare", "--data", str(path), "--models", "ppca"]) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and len(err.splitlines()) == 1
 
 
 def test_missing_and_unknown_files(tmp_path, capsys):
@@ -51,29 +234,149 @@ def test_missing_and_unknown_files(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
     (tmp_path / "x.parquet").write_bytes(b"PAR1")
     assert main(["embed", "--data", str(tmp_path / "x.parquet")]) == 2
-    assert "use a .csv, .npy or .npz" in capsys.readouterr().err
+    assert "use a .csv, .tsv, .txt, .npy or .npz" in capsys.readouterr().err
     (tmp_path / "junk.npy").write_bytes(b"not numpy")
     assert main(["embed", "--data", str(tmp_path / "junk.npy")]) == 2
     assert "cannot read" in capsys.readouterr().err
 
 
-def test_unknown_model(tmp_path, capsys):
-    np.save(tmp_path / "Y.npy", np.ones((10, 3)))
-    assert main(["compare", "--data", str(tmp_path / "Y.npy"), "--models", "pca9"]) == 2
-    assert "unknown model 'pca9'" in capsys.readouterr().err
+# ------------------------------------------------------------------------------ bad arguments
+WINE = ["--data", "{wine}", "--labels", "class"]
 
 
-def test_console_script_exit_status(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "lvm", "embed", "--data", str(tmp_path / "no.npy")],
-                       capture_output=True, text=True)
-    assert r.returncode == 2 and "error" in r.stderr
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["compare", *WINE, "--models", "ppca", "--components", "0"],
+         "The 'n_components' parameter of PPCA must be"),
+        (["compare", *WINE, "--models", "ppca", "--components", "20"],
+         "n_components=20 is larger than the data's 13 feature(s)"),
+        (["embed", *WINE, "--components", "20"], "n_components=20 is larger than the data's 13"),
+        (["compare", *WINE, "--models", "ppca", "--test-size", "1.5"],
+         "The 'test_size' parameter of train_test_split must be"),
+        (["compare", *WINE, "--test-size", "half"], "argument --test-size: invalid value 'half'"),
+        (["compare", *WINE, "--components", "two"], "argument --components: invalid int value"),
+        (["compare", *WINE, "--models", "ppca,pca9"], "unknown model 'pca9'; choose from ppca, fa"),
+        (["compare", *WINE, "--models", ","], "no models given"),
+        (["embed", *WINE, "--model", "pca9"], "argument --model: invalid choice: 'pca9'"),
+        (["compare", "--data", "{wine}", "--labels", "colour"],
+         "no column named 'colour' for --labels"),
+        (["compare", "--data", "{wine}", "--labels", "14"], "--labels 14: "),
+        (["compare", *WINE, "--bogus"], "unrecognized arguments: --bogus"),
+        (["demo", "--models", "ppca,pca9"], "unknown model 'pca9'"),
+        ([], "the following arguments are required"),
+        (["compare"], "the following arguments are required: --data"),
+    ],
+)
+def test_bad_argument_is_one_line_and_exit_2(wine_csv, capsys, argv, message):
+    assert main([a.replace("{wine}", str(wine_csv)) for a in argv]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("lvm: error: ") and message in lines[0]
+    assert captured.out == ""
 
 
+def test_help_shows_defaults_and_examples(capsys):
+    assert main(["compare", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # help text is wrapped to the terminal
+    assert "(default: 0.2)" in out and "(default: ppca,vae,gplvm)" in out
+    assert "examples:" in out and "--labels COLUMN" in out
+    assert main(["--version"]) == 0
+    assert lvm.__version__ in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------- progress
+def test_a_progress_line_per_model(wine_csv, capsys):
+    assert main(["compare", "--data", str(wine_csv), "--labels", "class", "--models",
+                 "ppca,fa"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert lines[0].startswith("lvm compare: 178 rows x 13 features")
+    assert lines[1].startswith("[1/2] PPCA") and lines[2].startswith("[2/2] FactorAnalysis")
+    assert all("fit " in ln and "score " in ln for ln in lines[1:3])
+    assert "held-out" in captured.out and "[1/2]" not in captured.out
+
+
+def test_progress_line_shows_a_long_fit_as_it_runs_and_nothing_for_a_rejected_one(capsys):
+    progress = lvm.cli._Progress(2, header="header", delay=0.0)
+    progress.start(1, "Slow")
+    time.sleep(0.2)  # the fit outlasts the delay: its name is on screen while it runs
+    assert capsys.readouterr().err == "header\n[1/2] Slow ..."
+    progress.done("fit 0.2 s")
+    assert capsys.readouterr().err == " fit 0.2 s\n"
+    progress = lvm.cli._Progress(2, header="header", delay=60.0)
+    progress.start(1, "Quick")
+    progress.done("fit 0.0 s")
+    progress.start(2, "Rejected")  # an estimator refused it at once: the error is the only line
+    progress.fail()
+    assert capsys.readouterr().err == "header\n[1/2] Quick: fit 0.0 s\n"
+
+
+def test_verbose_gives_the_estimators_progress_bars(wine_csv, capsys):
+    assert main(["embed", "--data", str(wine_csv), "--labels", "class", "--model", "fa",
+                 "--verbose", "--out", os.devnull]) == 0
+    err = capsys.readouterr().err
+    assert "FactorAnalysis" in err and "%|" in err  # a tqdm bar
+
+
+# ----------------------------------------------------------------------------------- the demo
+def test_demo_quick(tmp_path, capsys, saved_figures):
+    # The demo's code path on a few digits with tiny settings (a few seconds).
+    assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    for name in ("PPCA", "FactorAnalysis", "VAE", "BayesianGPLVM"):
+        assert f"\n{name} " in captured.out
+    assert "exact" in captured.out and "importance-weighted estimate" in captured.out
+    progress = [ln for ln in captured.err.splitlines() if ln.startswith("[")]
+    assert [ln.split()[0] for ln in progress] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
+    assert [ax.get_title() for ax in saved_figures[-1].axes[:4]] == [
+        "PPCA", "FactorAnalysis", "VAE", "BayesianGPLVM"]
+    assert (tmp_path / "demo.png").stat().st_size > 50_000
+
+
+@pytest.mark.slow
 def test_demo_end_to_end(tmp_path, capsys):
-    # The README's main job, every family, as the user runs it (about half a minute on 2 cores).
+    # The README's main job, every family, as the user runs it.
     assert main(["demo", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    for name in ("ppca", "fa", "vae", "gplvm"):
+    for name in ("PPCA", "FactorAnalysis", "VAE", "BayesianGPLVM"):
         assert f"\n{name} " in out
     assert "exact" in out and "importance-weighted estimate" in out and "held-out" in out
     assert (tmp_path / "demo.png").stat().st_size > 50_000
+
+
+# ------------------------------------------------------------------------ the lazy package
+def test_package_names_resolve_lazily():
+    assert set(lvm.__all__) <= set(dir(lvm))
+    for name in lvm.__all__:
+        assert getattr(lvm, name) is not None
+    # importing the submodule lvm.compare must not replace the function lvm.compare
+    module = sys.modules["lvm.compare"]
+    setattr(lvm, "compare", module)
+    assert lvm.compare is module.compare
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        lvm.nope
+
+
+def test_fresh_process_imports_nothing_heavy_and_a_closed_pipe_is_quiet(tmp_path):
+    # The only subprocess test: `import lvm.cli` (what `lvm --help` pays) must not import torch,
+    # GPyTorch or matplotlib, and `lvm embed ... | head` must end without a traceback.
+    np.save(tmp_path / "Y.npy", np.random.default_rng(0).standard_normal((20_000, 3)))
+    code = ("import sys, lvm.cli; heavy = {'torch', 'gpytorch', 'matplotlib'} & set(sys.modules);"
+            "sys.exit(f'imported by lvm.cli: {sorted(heavy)}') if heavy else "
+            "sys.exit(lvm.cli.main(sys.argv[1:]))")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", code, "embed", "--data",
+                             str(tmp_path / "Y.npy"), "--std"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        first = proc.stdout.readline()
+        proc.stdout.close()  # like `head -1`
+        err = proc.stderr.read()
+        status = proc.wait(timeout=300)
+    finally:
+        proc.kill()
+    assert "imported by lvm.cli" not in err, err
+    assert first.strip() == "x0,x1,x0_std,x1_std"
+    assert status == 141 and "Traceback" not in err and "BrokenPipeError" not in err, err
