@@ -15,17 +15,17 @@ and the posterior of its latent given those entries,
     log det C_oo = sum_{d in o} log psi_d + log det M_n,
     r^T C_oo^{-1} r = ||r - W_o xhat_n||^2_{Psi_o^{-1}} + ||xhat_n||^2,
 
-the second line a sum of non-negative terms: unlike the Woodbury difference r^T Psi^{-1} r - b^T M^{-1} b
-(b = W^T Psi^{-1} r), whose two terms grow like 1/psi and cancel, it stays accurate when the noise
-is tiny relative to W W^T.
+the second line a sum of non-negative terms: unlike the Woodbury difference
+r^T Psi^{-1} r - b^T M^{-1} b (b = W^T Psi^{-1} r), whose two terms grow like 1/psi and cancel, it
+stays accurate when the noise is tiny relative to W W^T.
 
-**How it is computed.** With B_n = diag(sqrt(m_n / psi)) W and rt_n = diag(sqrt(m_n / psi)) (y_n - mu)
-(zero in the missing entries), xhat_n is the solution of the regularized least-squares problem
-min_x ||B_n x - rt_n||^2 + ||x||^2 and r^T C_oo^{-1} r is its minimum. One Householder QR of the
-(D + K) x (K + 1) matrix
+**How it is computed.** With B_n = diag(sqrt(m_n / psi)) W and
+rt_n = diag(sqrt(m_n / psi)) (y_n - mu) (zero in the missing entries), xhat_n is the solution of
+the regularized least-squares problem min_x ||B_n x - rt_n||^2 + ||x||^2 and r^T C_oo^{-1} r is its
+minimum. One Householder QR of the (D + K) x (K + 1) matrix
 
-    [ B_n   rt_n ]                      [ U_n   c_n ]
-    [ I_K   0    ]  =  Q_n  *  [ 0     rho_n ]
+    [ B_n   rt_n ]           [ U_n   c_n   ]
+    [ I_K   0    ]  =  Q_n   [ 0     rho_n ]
 
 gives all of it: U_n^T U_n = M_n (so log det M_n = 2 sum_k log |U_kk|), xhat_n = U_n^{-1} c_n and
 r^T C_oo^{-1} r = rho_n^2, the norm of the least-squares residual [rt_n - B_n xhat_n; -xhat_n]. The
@@ -39,8 +39,8 @@ The conditional of the missing entries given the observed ones follows from the 
     E[y_m | y_o] = W_m xhat_n + mu_m,
     y_m | y_o  =  W_m x + mu_m + e_m,   x ~ N(xhat_n, M_n^{-1}),   e_m ~ N(0, diag(psi_m)).
 
-**Conventions.** ``mask`` is a bool tensor of Y's shape, True where the entry is observed. Entries of
-``Y`` where ``mask`` is False may hold anything (NaN, 0, garbage): they are replaced before any
+**Conventions.** ``mask`` is a bool tensor of Y's shape, True where the entry is observed. Entries
+of ``Y`` where ``mask`` is False may hold anything (NaN, 0, garbage): they are replaced before any
 arithmetic. ``noise`` is a positive variance, a scalar (shared) or one per feature. Everything runs
 on Y's device in the promoted floating dtype of the inputs (float64 for integer input).
 """
@@ -58,7 +58,8 @@ __all__ = [
     "posterior_std",
 ]
 
-_CHUNK_ELEMENTS = 2**24  # entries of a chunk's stacked (rows, D + K, K + 1) matrix (128 MiB in float64)
+# Entries of a chunk's stacked (rows, D + K, K + 1) matrix: 128 MiB in float64.
+_CHUNK_ELEMENTS = 2**24
 
 
 def rows_per_chunk(n_features: int, n_components: int, chunk_size: int | None = None) -> int:
@@ -81,20 +82,44 @@ def _describe(indices: torch.Tensor, what: str, limit: int = 10) -> str:
     return f"{what} {shown}{more}"
 
 
-def check_masked_inputs(Y, mask, mean, W, noise):
-    """Validate and align (Y, mask, mean, W, noise); return them on Y's device in one float dtype.
+def check_observed(Y, mask):
+    """Validate ``Y`` (N, D) and its bool ``mask``; return the mask on Y's device.
 
-    ``noise`` comes back as a (D,) tensor. Raises ValueError on inconsistent shapes, on rows with
-    no observed entry (naming them) and on observed entries that are NaN or infinite.
+    Raises ValueError on a mask of the wrong dtype or shape, on rows with no observed entry (naming
+    them) and on observed entries that are NaN or infinite.
     """
     if not isinstance(Y, torch.Tensor) or Y.ndim != 2:
         raise ValueError(f"Y must be a 2-D tensor (n_samples, n_features); got "
                          f"{type(Y).__name__} with shape {getattr(Y, 'shape', None)}.")
-    device = Y.device
-    mask = torch.as_tensor(mask, device=device)
+    mask = torch.as_tensor(mask, device=Y.device)
     if mask.dtype != torch.bool or mask.shape != Y.shape:
         raise ValueError(f"mask must be a bool tensor of Y's shape {tuple(Y.shape)} (True = "
                          f"observed); got dtype {mask.dtype} and shape {tuple(mask.shape)}.")
+    empty = ~mask.any(1)
+    if bool(empty.any()):
+        rows = torch.nonzero(empty).flatten()
+        raise ValueError(
+            f"{rows.numel()} row(s) of Y have no observed entry ({_describe(rows, 'rows')}); "
+            f"the evidence and posterior of a row need at least one observed value. Drop those "
+            f"rows."
+        )
+    bad = mask & ~torch.isfinite(Y)
+    if bool(bad.any()):
+        where = torch.nonzero(bad)
+        raise ValueError(
+            f"Y holds NaN or infinity at {where.shape[0]} entries that mask marks as observed "
+            f"(first at row {int(where[0, 0])}, column {int(where[0, 1])}); set mask False there."
+        )
+    return mask
+
+
+def check_parameters(Y, mean, W, noise):
+    """(mean, W, noise) on Y's device in the promoted float dtype, ``noise`` as a (D,) tensor.
+
+    Returns (dtype, mean, W, noise); raises ValueError on shapes that do not fit Y or on a noise
+    variance that is not positive.
+    """
+    device = Y.device
     W = torch.as_tensor(W, device=device)
     mean = torch.as_tensor(mean, device=device)
     noise = torch.as_tensor(noise, device=device)
@@ -103,7 +128,7 @@ def check_masked_inputs(Y, mask, mean, W, noise):
         dtype = torch.promote_types(dtype, t.dtype)
     if not dtype.is_floating_point:
         dtype = torch.float64
-    N, D = Y.shape
+    D = Y.shape[1]
     if W.ndim != 2 or W.shape[0] != D:
         raise ValueError(f"W must have shape (n_features, n_components) = ({D}, K); got "
                          f"{tuple(W.shape)}.")
@@ -114,21 +139,15 @@ def check_masked_inputs(Y, mask, mean, W, noise):
     noise = noise.to(dtype).expand(D)
     if not bool((noise > 0).all()):
         raise ValueError("noise must hold positive variances.")
-    empty = ~mask.any(1)
-    if bool(empty.any()):
-        rows = torch.nonzero(empty).flatten()
-        raise ValueError(
-            f"{rows.numel()} row(s) of Y have no observed entry ({_describe(rows, 'rows')}); "
-            f"the evidence and posterior of a row need at least one observed value. Drop those rows."
-        )
-    bad = mask & ~torch.isfinite(Y)
-    if bool(bad.any()):
-        where = torch.nonzero(bad)
-        raise ValueError(
-            f"Y holds NaN or infinity at {where.shape[0]} entries that mask marks as observed (first "
-            f"at row {int(where[0, 0])}, column {int(where[0, 1])}); set mask False there."
-        )
-    return Y.to(dtype), mask, mean.to(dtype), W.to(dtype), noise
+    return dtype, mean.to(dtype), W.to(dtype), noise
+
+
+def check_masked_inputs(Y, mask, mean, W, noise):
+    """Validate and align (Y, mask, mean, W, noise); return them on Y's device in one float dtype,
+    ``noise`` as a (D,) tensor (see :func:`check_observed` and :func:`check_parameters`)."""
+    mask = check_observed(Y, mask)
+    dtype, mean, W, noise = check_parameters(Y, mean, W, noise)
+    return Y.to(dtype), mask, mean, W, noise
 
 
 def centred(Y: torch.Tensor, mask: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
@@ -162,7 +181,8 @@ def row_factors(R: torch.Tensor, mask: torch.Tensor, W: torch.Tensor, noise: tor
     # mode="r" skips forming Q (the batched orgqr is the slow part on a GPU); autograd needs Q.
     needs_grad = torch.is_grad_enabled() and (R.requires_grad or W.requires_grad
                                               or noise.requires_grad)
-    _, Raug = torch.linalg.qr(torch.cat([top, bottom], dim=1), mode="reduced" if needs_grad else "r")
+    mode = "reduced" if needs_grad else "r"
+    _, Raug = torch.linalg.qr(torch.cat([top, bottom], dim=1), mode=mode)
     U = Raug[:, :K, :K]
     xhat = torch.linalg.solve_triangular(U, Raug[:, :K, K:], upper=True).squeeze(-1)
     maha = Raug[:, K, K] ** 2
@@ -255,7 +275,7 @@ def masked_linear_gaussian_posterior(Y, mask, mean, W, noise, *, chunk_size=None
 
 
 def posterior_std(covariances: torch.Tensor) -> torch.Tensor:
-    """The marginal standard deviations sqrt(diag Sigma_n) of (N, K, K) covariances, shape (N, K)."""
+    """The marginal standard deviations sqrt(diag Sigma_n) of (N, K, K) covariances: (N, K)."""
     return torch.sqrt(torch.diagonal(covariances, dim1=-2, dim2=-1))
 
 
