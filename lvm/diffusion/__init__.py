@@ -1,0 +1,29 @@
+"""The mathematics of a variational diffusion model (Kingma, Salimans, Poole & Ho, 2021), in torch.
+
+A diffusion model is a latent-variable model too: latents z_t, t in [0, 1], of the data's own
+dimension, a fixed encoder q(z_t | y) = N(alpha_t y, sigma_t^2 I), the prior N(0, I) on z_1, a
+learned reverse process and a Gaussian decoder p(y | z_0). Its variational bound on log p(y)
+becomes tight in continuous time.
+
+- :mod:`.schedule`: the noise schedule gamma(t) (``SCHEDULES``: "linear", "monotone");
+- :mod:`.denoiser`: the epsilon-prediction network eps_hat(z, gamma);
+- :mod:`.bound`: the per-row bound (continuous or T-step) and its low-discrepancy times;
+- :mod:`.ode`, :mod:`.solvers`: the probability-flow likelihood and encoding (``SOLVERS``);
+- :mod:`.sampler`: ancestral sampling;
+- :mod:`.gaussian`: closed forms for Gaussian data, the references the tests check against.
+
+No estimator here; every random draw comes from a :class:`torch.Generator` or is passed in.
+"""
+
+from .denoiser import ResidualDenoiser
+from .schedule import SCHEDULES, LinearSchedule, MonotoneSchedule, NoiseSchedule, alpha_sigma, make_schedule
+
+__all__ = [
+    "SCHEDULES",
+    "NoiseSchedule",
+    "LinearSchedule",
+    "MonotoneSchedule",
+    "make_schedule",
+    "alpha_sigma",
+    "ResidualDenoiser",
+]
