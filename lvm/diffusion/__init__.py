@@ -15,7 +15,17 @@ becomes tight in continuous time.
 No estimator here; every random draw comes from a :class:`torch.Generator` or is passed in.
 """
 
+from .bound import VLBTerms, draw_times, low_discrepancy_times, vlb, vlb_terms
 from .denoiser import ResidualDenoiser
+from .gaussian import (
+    OptimalGaussianDenoiser,
+    gaussian_denoising_mse,
+    gaussian_flow_encode,
+    gaussian_flow_log_prob,
+    gaussian_optimal_eps,
+    gaussian_score,
+    gaussian_vlb_terms,
+)
 from .schedule import SCHEDULES, LinearSchedule, MonotoneSchedule, NoiseSchedule, alpha_sigma, make_schedule
 
 __all__ = [
@@ -26,4 +36,16 @@ __all__ = [
     "make_schedule",
     "alpha_sigma",
     "ResidualDenoiser",
+    "VLBTerms",
+    "vlb_terms",
+    "vlb",
+    "low_discrepancy_times",
+    "draw_times",
+    "OptimalGaussianDenoiser",
+    "gaussian_optimal_eps",
+    "gaussian_score",
+    "gaussian_denoising_mse",
+    "gaussian_vlb_terms",
+    "gaussian_flow_encode",
+    "gaussian_flow_log_prob",
 ]

@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+from .problems import gaussian_problem
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_intra_op_thread():
@@ -11,3 +13,8 @@ def _one_intra_op_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def gauss():
+    return gaussian_problem()
