@@ -26,10 +26,13 @@ from .gaussian import (
     gaussian_score,
     gaussian_vlb_terms,
 )
+from .ode import flow_decode, flow_encode, flow_log_prob, probability_flow_drift
 from .schedule import SCHEDULES, LinearSchedule, MonotoneSchedule, NoiseSchedule, alpha_sigma, make_schedule
+from .solvers import SOLVERS, odeint
 
 __all__ = [
     "SCHEDULES",
+    "SOLVERS",
     "NoiseSchedule",
     "LinearSchedule",
     "MonotoneSchedule",
@@ -41,6 +44,11 @@ __all__ = [
     "vlb",
     "low_discrepancy_times",
     "draw_times",
+    "flow_log_prob",
+    "flow_encode",
+    "flow_decode",
+    "probability_flow_drift",
+    "odeint",
     "OptimalGaussianDenoiser",
     "gaussian_optimal_eps",
     "gaussian_score",

@@ -166,6 +166,7 @@ class MonotoneSchedule(NoiseSchedule):
 
     def _shape(self, t):
         ends = self._tilde(torch.tensor([0.0, 1.0], dtype=t.dtype, device=t.device))
+        t = t.contiguous()  # forward-mode AD refuses expanded (stride-0) inputs
         value, slope = torch.func.jvp(self._tilde, (t,), (torch.ones_like(t),))
         span = ends[1] - ends[0]
         return (value - ends[0]) / span, slope / span
