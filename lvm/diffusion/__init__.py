@@ -27,6 +27,7 @@ from .gaussian import (
     gaussian_vlb_terms,
 )
 from .ode import flow_decode, flow_encode, flow_log_prob, probability_flow_drift
+from .sampler import ancestral_sample
 from .schedule import SCHEDULES, LinearSchedule, MonotoneSchedule, NoiseSchedule, alpha_sigma, make_schedule
 from .solvers import SOLVERS, odeint
 
@@ -49,6 +50,7 @@ __all__ = [
     "flow_decode",
     "probability_flow_drift",
     "odeint",
+    "ancestral_sample",
     "OptimalGaussianDenoiser",
     "gaussian_optimal_eps",
     "gaussian_score",
