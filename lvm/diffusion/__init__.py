@@ -8,6 +8,7 @@ becomes tight in continuous time.
 - :mod:`.schedule`: the noise schedule gamma(t) (``SCHEDULES``: "linear", "monotone");
 - :mod:`.denoiser`: the epsilon-prediction network eps_hat(z, gamma);
 - :mod:`.bound`: the per-row bound (continuous or T-step) and its low-discrepancy times;
+- :mod:`.model`: schedule and denoiser in one module whose forward pass is that bound;
 - :mod:`.ode`, :mod:`.solvers`: the probability-flow likelihood and encoding (``SOLVERS``);
 - :mod:`.sampler`: ancestral sampling;
 - :mod:`.gaussian`: closed forms for Gaussian data, the references the tests check against.
@@ -26,6 +27,7 @@ from .gaussian import (
     gaussian_score,
     gaussian_vlb_terms,
 )
+from .model import VariationalDiffusion
 from .ode import flow_decode, flow_encode, flow_log_prob, probability_flow_drift
 from .sampler import ancestral_sample
 from .schedule import SCHEDULES, LinearSchedule, MonotoneSchedule, NoiseSchedule, alpha_sigma, make_schedule
@@ -40,6 +42,7 @@ __all__ = [
     "make_schedule",
     "alpha_sigma",
     "ResidualDenoiser",
+    "VariationalDiffusion",
     "VLBTerms",
     "vlb_terms",
     "vlb",

@@ -88,7 +88,7 @@ def gaussian_optimal_eps(z: torch.Tensor, gamma, mean: torch.Tensor, cov: torch.
 
     ``gamma`` is a scalar or has one value per row of ``z`` (n,).
     """
-    alpha, sigma = alpha_sigma(_level(gamma, z))
+    _, sigma = alpha_sigma(_level(gamma, z))
     return -sigma * gaussian_score(z, gamma, mean, cov)
 
 

@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from lvm.diffusion import (ResidualDenoiser, draw_times, gaussian_vlb_terms, low_discrepancy_times,
-                           make_schedule, vlb, vlb_terms)
+from lvm.diffusion import (ResidualDenoiser, VariationalDiffusion, draw_times, gaussian_vlb_terms,
+                           low_discrepancy_times, make_schedule, vlb, vlb_terms)
 
 from .problems import sigma_points
 
@@ -61,7 +61,8 @@ def test_discrete_bounds_increase_toward_the_continuous_one(gauss):
     pts = sigma_points(gauss.mean, gauss.cov)  # exact expectations over y, t and eps
 
     def bound(n_steps):
-        return float(gaussian_vlb_terms(pts, gauss.mean, gauss.cov, gauss.schedule, n_steps=n_steps).vlb.detach().mean())
+        terms = gaussian_vlb_terms(pts, gauss.mean, gauss.cov, gauss.schedule, n_steps=n_steps)
+        return float(terms.vlb.detach().mean())
 
     values = [bound(T) for T in (10, 100, 1000)] + [bound(None)]
     print("\nexpected bound, nats per point: T=10 {:.4f}  T=100 {:.4f}  T=1000 {:.4f}  continuous {:.4f}"
@@ -173,3 +174,13 @@ def test_bad_n_steps(gauss):
 def test_bad_number_of_times():
     with pytest.raises(ValueError, match="The number of times must be a positive integer; got 0"):
         low_discrepancy_times(torch.tensor(0.5), 0)
+
+
+def test_the_model_module_is_the_bound(gauss):
+    model = VariationalDiffusion(gauss.schedule, ResidualDenoiser(gauss.D, width=8, depth=1).double())
+    t, eps = _draws(5, gauss.D, 3, seed=9)
+    y = gauss.y[:5]
+    torch.testing.assert_close(model(y, t, eps, n_steps=10),
+                               vlb(y, model.schedule, model.denoiser, t, eps, n_steps=10))
+    model(y, t, eps).mean().backward()
+    assert all(p.grad is not None for p in model.parameters())

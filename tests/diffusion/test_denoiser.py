@@ -54,7 +54,8 @@ def test_gamma_embedding_shape():
     ({"width": 0}, r"The 'width' parameter of ResidualDenoiser must be an integer >= 1. Got 0 instead."),
     ({"depth": -1}, r"The 'depth' parameter of ResidualDenoiser must be an integer >= 0. Got -1 instead."),
     ({"embedding_dim": 1.5}, r"The 'embedding_dim' parameter .* Got 1.5 instead."),
-    ({"activation": "swish"}, r"Unknown activation 'swish'; choose one of \['gelu', 'relu', 'silu', 'softplus', 'tanh'\]"),
+    ({"activation": "swish"},
+     r"Unknown activation 'swish'; choose one of \['gelu', 'relu', 'silu', 'softplus', 'tanh'\]"),
     ({"gamma_range": (5.0, -13.3)}, r"gamma_range must be \(gamma_min, gamma_max\) with gamma_min < gamma_max"),
 ])
 def test_bad_arguments(kwargs, match):

@@ -6,8 +6,9 @@ import math
 import pytest
 import torch
 
-from lvm.diffusion import (SOLVERS, LinearSchedule, MonotoneSchedule, OptimalGaussianDenoiser, ResidualDenoiser, flow_decode, flow_encode,
-                           flow_log_prob, gaussian_flow_encode, gaussian_flow_log_prob, odeint)
+from lvm.diffusion import (SOLVERS, LinearSchedule, MonotoneSchedule, OptimalGaussianDenoiser, ResidualDenoiser,
+                           flow_decode, flow_encode, flow_log_prob, gaussian_flow_encode, gaussian_flow_log_prob,
+                           odeint)
 from lvm.diffusion.ode import EXACT_DIVERGENCE_MAX_DIM, rademacher_probes
 
 F64 = torch.float64
@@ -97,7 +98,8 @@ def test_auto_divergence_switches_to_hutchinson_above_the_threshold(gauss):
 
 
 def test_flow_errors(gauss):
-    with pytest.raises(ValueError, match=r"Unknown divergence 'trace'; choose one of \['exact', 'hutchinson', 'auto'\]"):
+    match = r"Unknown divergence 'trace'; choose one of \['exact', 'hutchinson', 'auto'\]"
+    with pytest.raises(ValueError, match=match):
         flow_log_prob(gauss.y, gauss.schedule, gauss.denoiser, divergence="trace")
     with pytest.raises(ValueError, match=r"probes must have shape \(n_probes, 400, 4\); got \(400, 4\)"):
         flow_log_prob(gauss.y, gauss.schedule, gauss.denoiser, divergence="hutchinson", probes=gauss.y)
