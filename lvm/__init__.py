@@ -14,24 +14,24 @@ The public names are imported on first use (PEP 562), so ``import lvm`` and the 
 """
 
 import importlib
-import sys
-import types
 
 __version__ = "0.1.0"
 
 #: Public name -> the module that defines it (relative to lvm); a new public name is one line here.
-#: A name equal to its module's last component (``datasets``, ``plot``) is that module itself,
-#: unless the module defines the name (``compare``).
+#: A name equal to its module's last component (``datasets``, ``plot``) is that module itself.
 _LAZY = {
     "PPCA": ".linear",
     "FactorAnalysis": ".linear",
     "VAE": ".vae",
     "BayesianGPLVM": ".gplvm",
-    "compare": ".compare",
+    "compare": "._compare",
     "NumericalError": "._training",
     "datasets": ".datasets",
     "evidence": ".evidence",
+    "likelihoods": ".likelihoods",
+    "latents": ".latents",
     "plot": ".plot",
+    "settings": ".settings",
 }
 
 __all__ = [*_LAZY, "__version__"]
@@ -49,17 +49,3 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(_LAZY))
-
-
-class _Package(types.ModuleType):
-    # Importing a submodule binds it on its package (``import lvm.compare`` sets ``lvm.compare`` to
-    # the module). Keep the public function of the same name instead, as an eager import would.
-    def __setattr__(self, name, value):
-        if (isinstance(value, types.ModuleType) and _LAZY.get(name) == "." + name
-                and hasattr(value, name)):
-            self.__dict__.pop(name, None)
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

@@ -23,9 +23,6 @@ _COLUMNS = [
     ("params", "n_parameters", "{:,}"),
 ]
 
-_FAMILY = {"PPCA": "linear", "FactorAnalysis": "linear", "VAE": "neural",
-           "BayesianGPLVM": "gaussian process"}
-
 
 class ComparisonTable(list):
     """A list of records (dicts), one per model, that prints as a terminal table.
@@ -169,7 +166,7 @@ def compare(models, Y=None, *, Y_train=None, Y_test=None, test_size=0.2, standar
         te_mean, te_se = _mean_se(te)
         table.append({
             "model": name,
-            "family": _FAMILY.get(type(model).__name__, type(model).__name__),
+            "family": getattr(model, "family", "") or type(model).__name__,
             "n_components": int(getattr(model, "n_components_", getattr(model, "n_components", 0))),
             "evidence": getattr(model, "evidence_kind", "exact"),
             "train_log_evidence": tr_mean,
