@@ -362,6 +362,8 @@ class GradientLatentModel(LatentVariableModel):
 
     # ------------------------------------------------------------------ evaluation
     def _estimate(self, Z, method: str, n_samples: int, seed: int, with_ess: bool = False):
+        """Per-row ``EvidenceEstimate`` of log p(z) by ``method`` (a family may override this to
+        offer its own estimators, keeping the signature)."""
         self._model.eval()
         with torch.no_grad():
             return estimate_log_evidence(
@@ -369,8 +371,13 @@ class GradientLatentModel(LatentVariableModel):
                 n_components=self.n_components_, seed=seed, width=self._eval_width(),
                 with_ess=with_ess)
 
+    #: The estimator ``score_samples`` uses (``"iwae"``; a family whose bound is its evidence
+    #: estimate, such as the diffusion model, uses ``"elbo"``).
+    _score_method = "iwae"
+
     def _log_evidence(self, Z):
-        return self._estimate(Z, "iwae", int(self.n_importance_samples), self._eval_seed).log_evidence
+        return self._estimate(Z, self._score_method, int(self.n_importance_samples),
+                              self._eval_seed).log_evidence
 
     def _posterior(self, Z):
         self._model.eval()
