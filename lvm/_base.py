@@ -136,14 +136,26 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     def _usable_on_interrupt(self, finalize):
         """Inside: a NumericalError or KeyboardInterrupt from the training loop (which restored
         the last good epoch) first makes the estimator usable with ``finalize()``, then
-        propagates."""
+        propagates. If the last good state cannot be finalized either, the estimator stays
+        unfitted."""
         try:
             yield
-        except (NumericalError, KeyboardInterrupt):
-            finalize()
+        except (NumericalError, KeyboardInterrupt) as exc:
+            try:
+                finalize()
+            except Exception:  # not even the last good state can be evaluated: stay unfitted
+                raise exc from None
             self.converged_ = False
             self._usable = True
             raise
+
+    def _epoch_callback(self):
+        """The training loop's per-epoch callback from :class:`lvm.settings.on_epoch`, or None."""
+        fn = settings.on_epoch.value()
+        if fn is None:
+            return None
+        name = type(self).__name__
+        return lambda record: fn(record, name)
 
     # ------------------------------------------------------------------ set-up
     def _setup(self, Y):

@@ -42,7 +42,6 @@ import torch
 from sklearn.utils.validation import check_is_fitted, check_random_state
 
 from . import _distributed as dist
-from . import settings
 from ._base import LatentVariableModel
 from ._training import TrainResult, train
 from ._validation import check_positive_int, positive_int
@@ -234,8 +233,7 @@ class GradientLatentModel(LatentVariableModel):
         validation = None if Z_val is None else self._validation(Z_val)
         result = TrainResult()
         name = type(self).__name__
-        user_callback = settings.on_epoch.value()
-        callback = None if user_callback is None else (lambda record: user_callback(record, name))
+        callback = self._epoch_callback()
         self._rows = Z  # the rows being fitted, for _finalize (not kept after it)
         try:
             with self._usable_on_interrupt(lambda: self._after_training(result, plan)):

@@ -138,6 +138,7 @@ class FactorAnalysis(LinearGaussianModel):
                 objective_name="log p(y)",
                 estimator_name="FactorAnalysis",
                 limit_message=f"in max_iter={self.max_iter} EM iterations",
+                callback=self._epoch_callback(),
                 result=result,
             )
         finish()
