@@ -1,0 +1,139 @@
+"""The one training loop, on its own: several optimizers, numerical recovery, interruption,
+callbacks, early stopping, and the convergence warning."""
+
+import math
+
+import pytest
+import torch
+from linear_operator.utils.errors import NotPSDError
+from sklearn.exceptions import ConvergenceWarning
+
+from lvm._training import NumericalError, TrainResult, train
+
+
+class Quadratic(torch.nn.Module):
+    """Maximize -(a - 3)^2 - (b + 1)^2 with one optimizer per parameter."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Parameter(torch.zeros(()))
+        self.b = torch.nn.Parameter(torch.zeros(()))
+
+    def objective(self):
+        return -(self.a - 3.0) ** 2 - (self.b + 1.0) ** 2
+
+
+def _setup(lr=0.1):
+    model = Quadratic()
+    opts = [torch.optim.Adam([model.a], lr=lr), torch.optim.Adam([model.b], lr=lr)]
+    return model, opts
+
+
+def _epoch(model, opts, poison=None, steps=10):
+    calls = {"n": 0}
+
+    def epoch():
+        calls["n"] += 1
+        for _ in range(steps):
+            for o in opts:
+                o.zero_grad()
+            value = model.objective()
+            if poison is not None and calls["n"] in poison:
+                value = value * float("nan")  # NaN gradients reach every optimizer's moments
+            (-value).backward()
+            for o in opts:
+                o.step()
+        return value.detach()
+
+    return epoch, calls
+
+
+def test_several_optimizers_converge():
+    model, opts = _setup()
+    epoch, _ = _epoch(model, opts)
+    result = train(epoch, [model], opts, max_epochs=100, tol=1e-10)
+    assert result.converged and float(model.a) == pytest.approx(3, abs=1e-3)
+    assert float(model.b) == pytest.approx(-1, abs=1e-3)
+
+
+def test_a_nan_is_recovered_from_in_every_optimizer():
+    """The NaN poisons both optimizers' moments; both are restored and their step sizes halved."""
+    model, opts = _setup()
+    epoch, _ = _epoch(model, opts, poison={3})
+    seen = []
+    result = train(epoch, [model], opts, max_epochs=60, tol=1e-10,
+                   on_failure=lambda retry, exc: seen.append((retry, exc)) or "did something")
+    assert result.retries == 1 and seen == [(1, None)]
+    assert all(g["lr"] == pytest.approx(0.05) for o in opts for g in o.param_groups)
+    assert all(torch.isfinite(s["exp_avg"]).all() for o in opts for s in o.state.values())
+    assert float(model.a) == pytest.approx(3, abs=1e-2)
+
+
+def test_numerical_error_after_the_retries_names_the_remedies_and_keeps_the_last_good_state():
+    model, opts = _setup()
+    epoch, _ = _epoch(model, opts, poison=set(range(3, 100)))
+    result, ends = TrainResult(), []
+    with pytest.raises(NumericalError, match=r"at epoch 3 .* did not recover after 3 retries "
+                                             r"\(halved the step size; raised the jitter\)"):
+        train(epoch, [model], opts, max_epochs=50, on_failure=lambda r, e: "raised the jitter",
+              advice="Try X.", result=result, callback=lambda r: ends.append(float(model.a)))
+    assert result.n_epochs == 2 and float(model.a) == ends[-1]
+    # step sizes halved three times, not reset by the restores
+    assert opts[0].param_groups[0]["lr"] == pytest.approx(0.1 / 8)
+
+
+def test_a_failed_factorization_is_passed_to_on_failure():
+    model, opts = _setup()
+    calls = {"n": 0}
+
+    def epoch():
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise NotPSDError("injected")
+        return model.objective().detach()
+
+    seen = []
+    train(epoch, [model], opts, max_epochs=3, on_failure=lambda r, e: seen.append(e))
+    assert len(seen) == 1 and isinstance(seen[0], NotPSDError)
+
+
+def test_keyboard_interrupt_restores_the_last_whole_epoch():
+    model, opts = _setup()
+    epoch, calls = _epoch(model, opts)
+
+    def interrupted():
+        if calls["n"] == 3:
+            with torch.no_grad():
+                model.a.add_(100.0)  # half an epoch's damage
+            raise KeyboardInterrupt
+        return epoch()
+
+    result, ends = TrainResult(), []
+    with pytest.raises(KeyboardInterrupt):
+        train(interrupted, [model], opts, max_epochs=10, result=result,
+              callback=lambda r: ends.append(float(model.a)))
+    assert result.interrupted and result.n_epochs == 3 and float(model.a) == ends[-1]
+
+
+def test_callback_and_validation_early_stopping_restore_the_best_epoch():
+    model, opts = _setup()
+    epoch, calls = _epoch(model, opts, steps=1)
+    values = iter([1.0, 3.0, 2.0, 2.5, 0.0, 1.0])
+    states = {}
+
+    def validation():
+        states[calls["n"]] = float(model.a)
+        return next(values)
+
+    records = []
+    result = train(epoch, [model], opts, max_epochs=6, validation=validation, patience=3,
+                   callback=records.append)
+    assert result.converged and result.best_epoch == 2 and len(records) == 5
+    assert float(model.a) == pytest.approx(states[2])
+
+
+def test_convergence_warning_names_the_limit():
+    model, opts = _setup(lr=1e-4)
+    epoch, _ = _epoch(model, opts)
+    with pytest.warns(ConvergenceWarning, match=r"did not converge in 20 steps \(tol=1e-12\)"):
+        train(epoch, [model], opts, max_epochs=2, tol=1e-12, limit_message="in 20 steps")
