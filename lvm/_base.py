@@ -190,13 +190,18 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
                                  device=self._device))
 
     # ------------------------------------------------------------------ likelihood
-    #: Likelihood names the family supports (the ``likelihood`` hyper-parameter, when it has one).
+    #: Likelihood names the family supports (the ``likelihood`` hyper-parameter, when it has one),
+    #: or "all" for every name in :data:`lvm.likelihoods.LIKELIHOODS`.
     _likelihoods = frozenset({"gaussian"})
 
     def _likelihood_name(self) -> str:
         return getattr(self, "likelihood", "gaussian")
 
     def _supported_likelihoods(self):
+        if self._likelihoods == "all":
+            from .likelihoods import LIKELIHOODS
+
+            return set(LIKELIHOODS)
         return self._likelihoods
 
     def _check_likelihood_supported(self) -> None:

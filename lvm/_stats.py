@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["GaussianStats", "chunk_rows", "descending_eigh"]
+__all__ = ["GaussianStats", "chunk_rows", "descending_eigh", "location_and_scale"]
 
 DEFAULT_CHUNK = 65536
 
@@ -83,3 +83,11 @@ def descending_eigh(covariance: torch.Tensor):
     symmetric covariance: the principal axes every family's PCA start uses."""
     eigvals, eigvecs = torch.linalg.eigh(covariance)
     return eigvals.flip(0).clamp_min(0.0), eigvecs.flip(1)
+
+
+def location_and_scale(Y: torch.Tensor):
+    """Per-feature mean and one scale, the root mean per-feature variance (1 for constant data):
+    the affine map lvm standardizes with."""
+    mean = Y.mean(0)
+    scale = Y.var(0, correction=0).mean().sqrt() if Y.shape[0] > 1 else Y.new_ones(())
+    return mean, torch.where(scale > 0, scale, torch.ones_like(scale))

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .. import _distributed as dist
-from .._stats import GaussianStats, descending_eigh
+from .._stats import GaussianStats, descending_eigh, location_and_scale
 from ..latents import AmortizedLatent, PointLatent
 from .collapsed import collapsed_terms, kuu_cholesky
 from .psi import psi_statistics
@@ -54,12 +54,17 @@ def pca_start(Zc: torch.Tensor, Q: int) -> PCAStart:
     return PCAStart(stats.n, evecs[:, :Q] / scale.sqrt(), fracs, evals)
 
 
-def initial_kernel(kernel: gpytorch.kernels.Kernel, start: PCAStart, from_registry: bool):
+def initial_kernel(kernel: gpytorch.kernels.Kernel, start: PCAStart, from_registry: bool,
+                   data_scale: bool = True):
     """Set a fresh registry kernel's hyper-parameters from the spectrum (a user's kernel instance
-    keeps its own, except the linear kernel's variances)."""
+    keeps its own, except the linear kernel's variances). With ``data_scale=False`` (a likelihood
+    whose f is not in the data's units: logits, log-rates) the prior variance of f starts at 1."""
     D = start.evals.shape[0]
     Q = start.fracs.shape[0]
     variance = (start.evals.sum() / D).clamp_min(torch.finfo(start.evals.dtype).tiny)
+    if not data_scale:
+        start = PCAStart(start.n_total, start.projection, start.fracs, start.evals / variance)
+        variance = torch.ones_like(variance)
     if isinstance(kernel, gpytorch.kernels.LinearKernel):
         kernel.variance = (start.evals[:Q] / D).clamp_min(1e-6 * variance).reshape(
             kernel.raw_variance.shape)
@@ -91,7 +96,9 @@ def initial_latent(Zc: torch.Tensor, start: PCAStart, encoder: bool, generator) 
         net[2].weight.zero_()
         net[2].bias.zero_()
         net[2].bias[Q:] = torch.log(torch.tensor(LATENT_VAR_INIT, dtype=dt))
-    return AmortizedLatent(net, Q, projection=start.projection)
+    # The network sees unit-scale input whatever the likelihood (standardized data are already).
+    return AmortizedLatent(net, Q, projection=start.projection,
+                           input_scale=location_and_scale(Zc)[1], input_loc=Zc.new_zeros(()))
 
 
 def initial_inducing(X0: torch.Tensor, M: int, generator) -> torch.Tensor:

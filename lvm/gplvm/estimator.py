@@ -17,7 +17,7 @@ from .._gradient import GradientLatentModel, TrainingPlan
 from .._validation import Interval, StrOptions, nonnegative_int, positive_int, positive_real
 from ..evidence import row_keyed_normal
 from ..latents import PointLatent, fit_frozen
-from ..likelihoods import LIKELIHOODS
+from ..likelihoods import LIKELIHOODS, GaussianLikelihood
 from ._init import (LATENT_VAR_INIT, NOISE_INIT_FRACTION, initial_inducing, initial_kernel,
                     initial_latent, pca_start, warm_start_q_u)
 from .collapsed import CollapsedELBO, NoiseTooSmallError, SparseGPLVM
@@ -182,7 +182,7 @@ class BayesianGPLVM(GradientLatentModel):
 
     family = "gaussian process"
     _default_dtype = torch.float64
-    _likelihoods = frozenset(LIKELIHOODS)
+    _likelihoods = "all"
 
     _parameter_constraints: dict = {
         **GradientLatentModel._parameter_constraints,
@@ -190,7 +190,7 @@ class BayesianGPLVM(GradientLatentModel):
         "n_inducing": [positive_int()],
         "kernel": [StrOptions(set(KERNELS)), gpytorch.kernels.Kernel],
         "inference": [StrOptions({"collapsed", "svi"})],
-        "likelihood": [StrOptions(set(LIKELIHOODS))],
+        "likelihood": [StrOptions(LIKELIHOODS.keys())],  # live: a registered likelihood is valid
         "encoder": ["boolean"],
         "optimizer": [StrOptions({"auto", "lbfgs", "adam"})],
         "learning_rate": [positive_real(), None],
@@ -227,7 +227,7 @@ class BayesianGPLVM(GradientLatentModel):
 
     # ------------------------------------------------------------------ checks
     def _supported_likelihoods(self):
-        return {"gaussian"} if self.inference == "collapsed" else self._likelihoods
+        return {"gaussian"} if self.inference == "collapsed" else super()._supported_likelihoods()
 
     def _likelihood_hint(self, name) -> str:
         return " Use inference='svi' for other likelihoods." if self.inference == "collapsed" else ""
@@ -278,8 +278,7 @@ class BayesianGPLVM(GradientLatentModel):
         _, center, _ = dist.moments(Z)
         center = center.to(dt)
         likelihood = LIKELIHOODS[self.likelihood].from_data(
-            Z, **({"noise": "shared", "fraction": NOISE_INIT_FRACTION}
-                  if self.likelihood == "gaussian" else {})).to(device=dev, dtype=dt)
+            Z, noise="shared", fraction=NOISE_INIT_FRACTION).to(device=dev, dtype=dt)
         # The GP models deviations from a constant: the data mean in the likelihood's link.
         self._offset = likelihood.inverse_mean(center)
         start = pca_start(Z - center, Q)
@@ -290,7 +289,7 @@ class BayesianGPLVM(GradientLatentModel):
         X0 = latent(Z, None)[0].detach()
         inducing = initial_inducing(X0, min(self.n_inducing, dist.min_int(N)), gen)
         kernel = initial_kernel(make_kernel(self.kernel, Q).to(device=dev, dtype=dt), start,
-                                isinstance(self.kernel, str))
+                                isinstance(self.kernel, str), likelihood.location_scale)
         self._jitter = settings.cholesky_jitter.value(dt)
         self._past = []  # completed partial_fit chunks: (rows, mu, var)
         if self.inference == "collapsed":
@@ -299,7 +298,7 @@ class BayesianGPLVM(GradientLatentModel):
             kuu_scale = float(kernel(inducing, diag=True).mean())
         gp = SharedKernelGP(kernel, inducing, D, jitter=self._jitter * kuu_scale)
         model = SVIGPLVM(latent, gp.to(device=dev, dtype=dt), likelihood, self._offset)
-        if self.likelihood == "gaussian" and has_psi_statistics(kernel):
+        if isinstance(likelihood, GaussianLikelihood) and has_psi_statistics(kernel):
             warm_start_q_u(model, Z - self._offset, settings.cholesky_jitter.value(torch.float64))
         dist.broadcast_module(model.gp)
         dist.broadcast_module(model.likelihood)
@@ -376,7 +375,7 @@ class BayesianGPLVM(GradientLatentModel):
                 self.latent_var_ = np.concatenate([self._to_numpy(c[2]) for c in chunks])
             self.inducing_points_ = self._to_numpy(m.inducing_points)
             self.n_inducing_ = int(m.inducing_points.shape[0])
-            if self.likelihood == "gaussian":
+            if isinstance(m.likelihood, GaussianLikelihood):
                 self.noise_variance_ = float(m.likelihood.noise.reshape(-1)[0]) * self._scale ** 2
             self.mean_ = self._to_numpy(self._unstandardize(
                 m.likelihood.mean(self._offset).unsqueeze(0), torch.float64)[0])

@@ -4,7 +4,9 @@ The VAE's encoder and the back-constrained GPLVM's q(x | y) are the same object.
 y (n, D) either to one (n, 2K) tensor (the means, then the log-variances) or to a pair
 ``(mu, log_var)``. With a ``projection`` P (D, K) the mean is a residual on a linear map,
 mu(y) = (y - c)^T P + net_mu(y), so a network whose last layer starts at zero starts from that map
-(the GPLVM's PCA start).
+(the GPLVM's PCA start). With ``input_loc`` and ``input_scale`` the network sees
+(y - input_loc) / input_scale: a family whose data are not standardized (counts, intensities)
+standardizes what the network sees, so its first layer works at unit scale.
 """
 
 from __future__ import annotations
@@ -28,12 +30,20 @@ class AmortizedLatent(nn.Module):
         K, used to split a single output.
     projection : tensor of shape (D, K), optional
         A fixed linear map the mean is a residual on; ``center`` (D,) is subtracted first.
+    input_loc, input_scale : tensors broadcastable to (D,), optional
+        The network's input is (y - input_loc) / input_scale.
     """
 
-    def __init__(self, net: nn.Module, n_components: int, projection=None, center=None):
+    def __init__(self, net: nn.Module, n_components: int, projection=None, center=None,
+                 input_loc=None, input_scale=None):
         super().__init__()
         self.net = net
         self.n_components = int(n_components)
+        if input_loc is not None:
+            self.register_buffer("input_loc", torch.as_tensor(input_loc).clone())
+            self.register_buffer("input_scale", torch.as_tensor(input_scale).clone())
+        else:
+            self.input_loc = self.input_scale = None
         if projection is not None:
             self.register_buffer("projection", projection.clone())
             self.register_buffer("center", torch.zeros(projection.shape[0], dtype=projection.dtype,
@@ -44,7 +54,7 @@ class AmortizedLatent(nn.Module):
 
     def encode(self, y: torch.Tensor):
         """The posterior mean and log-variance, each of shape (n, K)."""
-        out = self.net(y)
+        out = self.net(y if self.input_loc is None else (y - self.input_loc) / self.input_scale)
         K = self.n_components
         if isinstance(out, (tuple, list)):
             if len(out) != 2:

@@ -70,9 +70,13 @@ class Likelihood(nn.Module):
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_data(cls, Y: torch.Tensor, **options) -> "Likelihood":
-        """A likelihood initialized for data ``Y`` (subclasses document their heuristics)."""
-        return cls(**options)
+    def from_data(cls, Y: torch.Tensor, **preferences) -> "Likelihood":
+        """A likelihood initialized for data ``Y`` (subclasses document their heuristics).
+
+        ``preferences`` are a family's wishes (``noise="per_feature"``, a starting noise
+        ``fraction``); a likelihood without such parameters ignores them, so a family never needs
+        to know which likelihood it was given."""
+        return cls()
 
     @classmethod
     def check_support(cls, Y: torch.Tensor, mask: torch.Tensor | None = None) -> None:
@@ -86,20 +90,23 @@ class Likelihood(nn.Module):
         """log p(y | f) per row (summed over the last dimension); broadcasts leading dims."""
         return masked_sum(self._log_prob_entries(_fill(y, mask), f), mask)
 
+    def _nodes(self, mean, var):
+        """Quadrature nodes f_i = mean + sqrt(2 var) t_i along a new leading axis, and the weights
+        (shaped to broadcast against them)."""
+        t, w = _gauss_hermite(self.n_points, mean)
+        shape = (-1,) + (1,) * mean.dim()
+        return mean + torch.sqrt(2.0 * var) * t.view(shape), w.view(shape)
+
     def expected_log_prob(self, y, mean, var, mask=None) -> torch.Tensor:
         """E_{f ~ N(mean, var)} log p(y | f) per row, by Gauss–Hermite quadrature."""
-        t, w = _gauss_hermite(self.n_points, mean)
-        y = _fill(y, mask)
-        f = mean.unsqueeze(-1) + torch.sqrt(2.0 * var).unsqueeze(-1) * t
-        values = (self._log_prob_entries(y.unsqueeze(-1), f) * w).sum(-1)
+        f, w = self._nodes(mean, var)
+        values = (self._log_prob_entries(_fill(y, mask), f) * w).sum(0)
         return masked_sum(values, mask)
 
     def log_marginal(self, y, mean, var, mask=None) -> torch.Tensor:
         """log E_{f ~ N(mean, var)} p(y | f) per row (per entry, then summed), by quadrature."""
-        t, w = _gauss_hermite(self.n_points, mean)
-        y = _fill(y, mask)
-        f = mean.unsqueeze(-1) + torch.sqrt(2.0 * var).unsqueeze(-1) * t
-        values = torch.logsumexp(self._log_prob_entries(y.unsqueeze(-1), f) + torch.log(w), -1)
+        f, w = self._nodes(mean, var)
+        values = torch.logsumexp(self._log_prob_entries(_fill(y, mask), f) + torch.log(w), 0)
         return masked_sum(values, mask)
 
     # ------------------------------------------------------------------ predictions
@@ -109,9 +116,8 @@ class Likelihood(nn.Module):
 
     def marginal_mean(self, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
         """E[y] when f ~ N(mean, var), by quadrature."""
-        t, w = _gauss_hermite(self.n_points, mean)
-        f = mean.unsqueeze(-1) + torch.sqrt(2.0 * var).unsqueeze(-1) * t
-        return (self.mean(f) * w).sum(-1)
+        f, w = self._nodes(mean, var)
+        return (self.mean(f) * w).sum(0)
 
     def inverse_mean(self, mean: torch.Tensor) -> torch.Tensor:
         """The decoder output f whose E[y | f] is ``mean`` (used to start a decoder at the data

@@ -63,7 +63,8 @@ class GaussianLikelihood(Likelihood):
         self.floor.fill_(float(value))
 
     @classmethod
-    def from_data(cls, Y, noise: str = "shared", fraction: float = 1.0, floor: float = 1e-6):
+    def from_data(cls, Y, noise: str = "shared", fraction: float = 1.0, floor: float = 1e-6,
+                  **ignored):
         """Start the noise at ``fraction`` of the data's variance (its mean over features for
         ``noise="shared"``): the decoder starts at the data mean and explains nothing, so all
         of the variance is noise. The floor is ``floor`` times the mean variance (relative, so the

@@ -10,7 +10,9 @@ import torch
 from .. import _distributed as dist
 from .._gradient import GradientLatentModel, TrainingPlan
 from .._validation import Interval, StrOptions, positive_int, positive_real, unit_interval
+from .._stats import location_and_scale
 from ..evidence import EvidenceEstimate
+from ..latents import AmortizedLatent
 from ..likelihoods import LIKELIHOODS, GaussianLikelihood
 from .networks import ACTIVATIONS, VAEModule, build_decoder, build_encoder
 
@@ -155,14 +157,14 @@ class VAE(GradientLatentModel):
     """
 
     family = "neural"
-    _likelihoods = frozenset(LIKELIHOODS)
+    _likelihoods = "all"
 
     _parameter_constraints: dict = {
         **GradientLatentModel._parameter_constraints,
         "n_components": [positive_int()],
         "hidden_sizes": ["array-like"],
         "activation": [StrOptions(set(ACTIVATIONS))],
-        "likelihood": [StrOptions(set(LIKELIHOODS))],
+        "likelihood": [StrOptions(LIKELIHOODS.keys())],  # live: a registered likelihood is valid
         "noise": [StrOptions({"shared", "per_feature"})],
         "encoder": [torch.nn.Module, None],
         "decoder": [torch.nn.Module, None],
@@ -227,20 +229,22 @@ class VAE(GradientLatentModel):
                        else copy.deepcopy(self.encoder))
             if self.decoder is None:
                 decoder = build_decoder(K, D, hidden, self.activation)
-                likelihood = likelihood_class.from_data(Z, **self._likelihood_options())
+                likelihood = likelihood_class.from_data(Z, noise=self.noise)
                 last = [m for m in decoder.modules() if isinstance(m, torch.nn.Linear)][-1]
                 with torch.no_grad():  # start the decoder at the data mean
                     last.bias.copy_(likelihood.inverse_mean(Z.mean(0)).to(last.bias).cpu())
             else:
                 decoder = copy.deepcopy(self.decoder)
-                likelihood = likelihood_class.from_data(Z, **self._likelihood_options())
-        module = VAEModule(encoder, decoder, likelihood, K).to(device=self._device,
-                                                                dtype=self._dtype)
+                likelihood = likelihood_class.from_data(Z, noise=self.noise)
+        if likelihood.location_scale:  # the data are standardized already
+            latent = AmortizedLatent(encoder, K)
+        else:  # counts, intensities: the encoder still sees unit-scale input
+            loc, scale = location_and_scale(Z.to(self._dtype))
+            latent = AmortizedLatent(encoder, K, input_loc=loc, input_scale=scale)
+        module = VAEModule(latent, decoder, likelihood, K).to(device=self._device,
+                                                               dtype=self._dtype)
         dist.broadcast_module(module)  # every rank starts from rank 0's weights
         return module
-
-    def _likelihood_options(self) -> dict:
-        return {"noise": self.noise} if self.likelihood == "gaussian" else {}
 
     @property
     def module_(self) -> VAEModule:
