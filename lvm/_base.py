@@ -155,7 +155,12 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         if fn is None:
             return None
         name = type(self).__name__
-        return lambda record: fn(record, name)
+
+        def callback(record):  # in the data's units, as history_ reports it
+            fn({k: v + self._log_jacobian if k in ("train", "validation") else v
+                for k, v in record.items()}, name)
+
+        return callback
 
     # ------------------------------------------------------------------ set-up
     def _setup(self, Y):

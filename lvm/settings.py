@@ -139,8 +139,8 @@ def thread_scope(work_elements: int | None = None):
 
 class on_epoch(_value_context):
     """A callable run after every epoch of every training loop inside the block, with the epoch's
-    record (``epoch``, ``train`` and, with validation, ``validation``, in the model's internal
-    units) and the estimator's class name: ``fn(record, name)``. Benchmarks time epochs with it::
+    record (``epoch``, ``train`` and, with validation, ``validation``: the objective per point in
+    nats of the data as passed) and the estimator's class name: ``fn(record, name)``. Benchmarks time epochs with it::
 
         with lvm.settings.on_epoch(lambda record, name: trace.append(time.perf_counter())):
             model.fit(Y)
