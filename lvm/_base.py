@@ -386,12 +386,20 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         self
         """
         self._reset()
-        try:
+        with self._fitting():
             self._setup(Y)
             with self._threads(Y):
                 Z = self._validate_Y(Y, reset=True, min_samples=self._min_samples)
                 self._check_data_hyperparameters(Z)
                 self._fit(Z)
+        return self
+
+    @contextlib.contextmanager
+    def _fitting(self):
+        """Around a fit: fitted afterwards, or (after an error) usable in the last good state the
+        family kept, or back to unfitted."""
+        try:
+            yield
             self._mark_fitted()
         except BaseException:
             if self._is_fitted():
@@ -399,7 +407,6 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             else:
                 self._abort()
             raise
-        return self
 
     def _partial_fit(self, Y, chunk_fn, min_samples: int = 1):
         """The template of ``partial_fit``: the first chunk sets the model up as ``fit`` does
@@ -407,7 +414,7 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         first = not self._is_fitted()
         if first:
             self._reset()
-        try:
+        with self._fitting():
             if first:
                 self._setup(Y)
             with self._threads(Y):
@@ -415,13 +422,6 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
                 if first:
                     self._check_data_hyperparameters(Z)
                 chunk_fn(Z, first=first)
-            self._mark_fitted()
-        except BaseException:
-            if self._is_fitted():
-                self._mark_fitted()
-            else:
-                self._abort()
-            raise
         return self
 
     def transform(self, Y, return_std: bool = False):

@@ -67,7 +67,7 @@ class LinearGaussianModel(LatentVariableModel):
     def _fit_streaming(self, source):
         reader = _ChunkReader(source, self.chunk_size)
         self._reset()
-        try:
+        with self._fitting():
             self._setup(np.empty((0, 0), dtype=reader.dtype))
             stats, first = GaussianStats(0, None, None), True
             for block in reader:
@@ -80,10 +80,6 @@ class LinearGaussianModel(LatentVariableModel):
                 raise ValueError(f"Found {stats.n} sample(s) in {source!r}; need at least "
                                  f"{self._min_samples}.")
             self._fit_to(self._global(stats))
-            self._mark_fitted()
-        except BaseException:
-            self._abort()
-            raise
         return self
 
     def partial_fit(self, Y, y=None):
