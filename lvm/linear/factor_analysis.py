@@ -56,8 +56,17 @@ class FactorAnalysis(LinearGaussianModel):
     n_iter_ : int
     log_evidence_ : float
         Exact log p(Y) of the training data, summed over samples, in nats.
+    train_evidence_ : float
+        The same per sample.
     history_ : list of dict
         Mean log-likelihood per sample, every 10 EM iterations.
+    converged_ : bool
+        Whether EM met ``tol`` before ``max_iter`` (an interrupted fit keeps its last EM state
+        and is usable, with ``converged_ = False``).
+    location_, scale_ : ndarray of shape (n_features,), float
+        The standardization the model is computed in (see :mod:`lvm._base`).
+    n_parameters_ : int
+        D K + 2 D.
 
     See Also
     --------

@@ -40,8 +40,8 @@ class PPCA(LinearGaussianModel):
     device : {"auto", "cpu", "cuda"} or torch.device, default="auto"
         Where the linear algebra runs; "auto" takes CUDA when available.
     dtype : {"float32", "float64"} or None, default=None
-        Dtype of the fitted parameters and outputs; None follows the input (float64 for
-        non-float input). Statistics are always accumulated in float64.
+        Dtype of the fitted parameters and of the outputs; None computes in float64 and returns
+        the input's float dtype. Statistics are always accumulated in float64.
     chunk_size : int, default=65536
         Rows per chunk when accumulating the covariance (memory is O(chunk_size * D)).
     random_state : int, RandomState or None, default=None
@@ -55,7 +55,9 @@ class PPCA(LinearGaussianModel):
         W^T: the rows are the scaled principal axes.
     mean_ : ndarray of shape (n_features,)
     noise_variance_ : float
-        sigma^2.
+        sigma^2. With ``n_components = n_features`` every sigma^2 <= lambda_D gives the same
+        covariance (the sample covariance); lvm takes lambda_D, which keeps the evidence and the
+        posterior well conditioned.
     explained_variance_ : ndarray of shape (n_components,)
         The top eigenvalues lambda_1..lambda_K of the ML covariance.
     eigenvalues_ : ndarray of shape (n_features,)
@@ -63,6 +65,14 @@ class PPCA(LinearGaussianModel):
     n_components_ : int
     log_evidence_ : float
         Exact log p(Y) of the training data, summed over samples, in nats.
+    train_evidence_ : float
+        The same per sample (every lvm estimator's training evidence, ``train_evidence_kind``
+        "exact").
+    location_, scale_ : ndarray of shape (n_features,), float
+        The standardization the model is computed in (see :mod:`lvm._base`); everything public is
+        in the data's units.
+    n_parameters_ : int
+        D K + D + 1.
     n_features_in_ : int
 
     References
