@@ -29,6 +29,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -445,39 +446,35 @@ class _Progress:
             self._show(" failed", "\n")
 
 
-def _compare(models: dict, Y, *, test_size, standardize, random_state, verbose, header=None):
-    """``lvm.compare`` one model at a time on one train / held-out split, with a progress line per
-    model: its name while it runs, then its fit and scoring seconds.
+def _compare(models: dict, Y, *, test_size, standardize, dequantize, random_state, verbose,
+             header=None):
+    """``lvm.compare`` with a progress line per model: its name while it runs, then its fit and
+    scoring seconds. Returns the table and the indices of the training rows."""
+    progress = _Progress(len(models), header=header, verbose=verbose)
+    names = list(models)
 
-    Returns the table and the indices of the training rows."""
-    from sklearn.model_selection import train_test_split
+    def report(name, record):
+        if record is None:
+            progress.start(names.index(name) + 1, name)
+        else:
+            progress.done(f"fit {record['fit_seconds']:.1f} s, score "
+                          f"{record['score_seconds']:.1f} s")
 
     try:
-        train, test = train_test_split(np.arange(len(Y)), test_size=test_size,
-                                       random_state=random_state)
+        with warnings.catch_warnings(record=True) as caught:  # shown as one-line notes
+            warnings.simplefilter("always")
+            table = lvm.compare(models, Y, test_size=test_size, standardize=standardize,
+                                dequantize=dequantize, random_state=random_state, progress=report)
+        for message in dict.fromkeys(str(w.message).split("\n")[0] for w in caught
+                                     if issubclass(w.category, UserWarning)):
+            _note(message)
     except (ValueError, TypeError) as exc:
+        progress.fail()
         raise InputError(_first_line(exc)) from exc
-    table = None
-    progress = _Progress(len(models), header=header, verbose=verbose)
-    for i, (name, est) in enumerate(models.items(), start=1):
-        progress.start(i, name)
-        t0 = time.perf_counter()
-        try:
-            one = lvm.compare({name: est}, Y_train=Y[train], Y_test=Y[test],
-                              standardize=standardize)
-        except (ValueError, TypeError) as exc:
-            progress.fail()
-            raise InputError(_first_line(exc)) from exc
-        except BaseException:
-            progress.fail()
-            raise
-        fit = one[0]["fit_seconds"]
-        progress.done(f"fit {fit:.1f} s, score {time.perf_counter() - t0 - fit:.1f} s")
-        if table is None:
-            table = one
-        else:
-            table.extend(one)
-    return table, train
+    except BaseException:
+        progress.fail()
+        raise
+    return table, table.train_index
 
 
 def _embedding_figure(table, Y, labels):
@@ -529,12 +526,14 @@ def cmd_demo(args):
           f"non-blank pixels), 2-D latent, {', '.join(models)}", flush=True)
     # Pixels share one unit, so they are not standardized per feature: a pixel that is nonzero in
     # two training images would turn a held-out image that uses it into a 50-sigma outlier.
-    table, train = _compare(models, Y, test_size=0.2, standardize=False,
+    # Pixel values are integers: dequantized, every number is a lower bound on the probability
+    # of the discrete images, comparable across families.
+    table, train = _compare(models, Y, test_size=0.2, standardize=False, dequantize=True,
                             random_state=args.random_state, verbose=args.verbose)
     print(table, flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    png = _save_figure(table, table.preprocess(Y[train]), labels[train], out / "demo.png")
+    png = _save_figure(table, table.train_data, labels[train], out / "demo.png")
     print(f"wrote {png} ({time.perf_counter() - t0:.1f} s in all)")
     return 0
 
@@ -546,7 +545,8 @@ def cmd_compare(args):
               + (f" (labels from column {args.labels!r})" if args.labels is not None else "")
               + f", {args.components}-D latent")
     table, train = _compare(models, Y, test_size=args.test_size, standardize=args.standardize,
-                            random_state=args.random_state, verbose=args.verbose, header=header)
+                            dequantize=args.dequantize, random_state=args.random_state,
+                            verbose=args.verbose, header=header)
     print(table, flush=True)
     if args.out:
         out = Path(args.out)
@@ -556,7 +556,7 @@ def cmd_compare(args):
             w = csv.writer(f)
             w.writerow(keys)
             w.writerows([r[k] for k in keys] for r in table)
-        png = _save_figure(table, table.preprocess(Y[train]),
+        png = _save_figure(table, table.train_data,
                            None if labels is None else labels[train], out / "comparison.png")
         print(f"wrote {out / 'comparison.csv'} and {png}")
     return 0
@@ -713,6 +713,9 @@ def _parser():
                    help="comma-separated subset of " + ",".join(MODELS))
     c.add_argument("--test-size", type=_size, default=0.2, metavar="SIZE",
                    help="held-out fraction (or number of rows)")
+    c.add_argument("--dequantize", action="store_true",
+                   help="integer data: add uniform noise in [0, 1) (the same for every model), "
+                        "so each number bounds the discrete log-probability")
     c.add_argument("--out", default=None, metavar="DIR",
                    help="folder for comparison.csv and comparison.png (default: print only)")
     _common_options(c)

@@ -377,3 +377,16 @@ def test_fresh_process_imports_nothing_heavy_and_a_closed_pipe_is_quiet(tmp_path
     assert "imported by lvm.cli" not in err, err
     assert first.strip() == "x0,x1,x0_std,x1_std"
     assert status == 141 and "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_integer_data_are_dequantized_on_request_and_noted_otherwise(tmp_path, capsys):
+    counts = np.random.default_rng(0).poisson(4.0, size=(200, 5))
+    np.savetxt(tmp_path / "counts.csv", counts, delimiter=",", fmt="%d")
+    assert main(["compare", "--data", str(tmp_path / "counts.csv"), "--models", "ppca",
+                 "--components", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "lvm: note: The data are integer-valued" in err and "dequantize" in err
+    assert main(["compare", "--data", str(tmp_path / "counts.csv"), "--models", "ppca",
+                 "--components", "1", "--dequantize"]) == 0
+    captured = capsys.readouterr()
+    assert "dequantized" in captured.out and "integer-valued" not in captured.err

@@ -52,3 +52,39 @@ def test_bad_arguments(data):
         lvm.compare([lvm.PPCA(2)], data, Y_train=data)
     with pytest.raises(ValueError, match="same number of features"):
         lvm.compare([lvm.PPCA(2)], Y_train=data, Y_test=data[:, :3])
+
+
+def test_dequantize_adds_the_same_uniform_noise_for_every_model():
+    counts = np.random.default_rng(0).poisson(5.0, size=(300, 4)).astype(float)
+    seen = []
+
+    class Spy(lvm.PPCA):
+        def fit(self, Y, y=None):
+            seen.append(np.array(Y))
+            return super().fit(Y)
+
+    table = lvm.compare({"a": Spy(1, device="cpu"), "b": Spy(2, device="cpu")}, counts,
+                        dequantize=True, random_state=3)
+    np.testing.assert_array_equal(seen[0], seen[1])  # the same draws for every model
+    noise = seen[0] - counts[table.train_index]
+    assert noise.min() >= 0 and noise.max() < 1 and noise.std() > 0.2
+    assert table[0]["dequantized"] and "dequantized" in str(table)
+    with pytest.raises(ValueError, match="dequantize=True adds uniform noise to integer-valued"):
+        lvm.compare([lvm.PPCA(1)], counts + 0.5, dequantize=True)
+
+
+def test_integer_data_without_dequantize_warn_why():
+    counts = np.random.default_rng(0).poisson(5.0, size=(100, 3)).astype(float)
+    with pytest.warns(UserWarning, match="integer-valued.*Pass dequantize=True"):
+        lvm.compare([lvm.PPCA(1, device="cpu")], counts)
+
+
+def test_converged_and_progress_are_reported(data):
+    events = []
+    table = lvm.compare([lvm.PPCA(2, device="cpu"),
+                         lvm.FactorAnalysis(2, max_iter=10, tol=1e-12, device="cpu")], data,
+                        progress=lambda name, record: events.append((name, record is None)))
+    assert [r["converged"] for r in table] == ["yes", "no"]
+    assert events == [("PPCA", True), ("PPCA", False), ("FactorAnalysis", True),
+                      ("FactorAnalysis", False)]
+    assert table[0]["score_seconds"] >= 0 and len(table.train_index) == 480
