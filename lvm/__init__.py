@@ -24,6 +24,7 @@ _LAZY = {
     "FactorAnalysis": ".linear",
     "VAE": ".vae",
     "BayesianGPLVM": ".gplvm",
+    "LatentImputer": ".impute",
     "compare": "._compare",
     "NumericalError": "._training",
     "datasets": ".datasets",

@@ -248,16 +248,35 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
                 reset=reset,
                 dtype=[np.float64, np.float32],
                 ensure_min_samples=min_samples,
-                ensure_all_finite=True,
+                ensure_all_finite="allow-nan" if self._allow_nan else True,
             )
             if not Yn.flags.writeable:  # e.g. a read-only memmap; torch needs writable memory
                 Yn = np.array(Yn)
             Yn = np.ascontiguousarray(Yn)  # torch rejects negative strides (e.g. Y[::-1])
             T = torch.as_tensor(Yn).to(self._device)
-        self._likelihood_class().check_support(T)
+        if self._allow_nan:
+            self._check_missing(T)
+        self._likelihood_class().check_support(T, None if not self._allow_nan
+                                               else ~torch.isnan(T))
         if reset:
             self._fit_standardization(T)
         return self._standardize(T)
+
+    #: Whether NaN in Y means "missing" (the family evaluates the evidence of the observed entries).
+    _allow_nan = False
+
+    @staticmethod
+    def _check_missing(T: torch.Tensor) -> None:
+        """Infinity stays an error; a row with nothing observed is an error that names it."""
+        if bool(torch.isinf(T).any()):
+            raise ValueError("Input Y contains infinity; only NaN means a missing value.")
+        empty = torch.isnan(T).all(1)
+        if bool(empty.any()):
+            rows = torch.nonzero(empty).flatten().tolist()
+            raise ValueError(
+                f"{len(rows)} row(s) of Y have no observed value (rows {rows[:10]}"
+                + (", ..." if len(rows) > 10 else "") + "); a row needs at least one observed "
+                "entry. Drop those rows.")
 
     def _working_dtype(self, dtype: torch.dtype) -> torch.dtype:
         # Standardize in float64 when the data arrive in float64, then cast: an offset large
@@ -269,9 +288,14 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         if not self._standardizes():
             self._loc, self._scale = None, 1.0
         else:
-            n, mean, ss = dist.moments(T)
-            var = ss / max(n, 1)
-            scale = math.sqrt(float(var.mean())) if n > 1 else 0.0
+            counts, mean, ss = dist.moments(T)
+            if bool((counts == 0).any()):
+                cols = torch.nonzero(counts == 0).flatten().tolist()
+                raise ValueError(
+                    f"{len(cols)} feature(s) have no observed value (columns {cols[:10]}); a model "
+                    "needs at least one value of every feature. Drop those columns.")
+            var = ss / counts
+            scale = math.sqrt(float(var.mean())) if int(counts.min()) > 1 else 0.0
             if not (scale > 0.0 and math.isfinite(scale)):
                 # Constant data: any scale is as good; keep the data's own magnitude.
                 scale = float(mean.abs().max()) or 1.0
@@ -311,8 +335,10 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             raise ValueError(f"{name} has 0 feature(s) (shape={tuple(T.shape)}); need at least 1.")
         dtype = T.dtype if T.dtype in (torch.float32, torch.float64) else torch.float64
         T = T.to(device=self._device, dtype=self._working_dtype(dtype))
-        if not bool(torch.isfinite(T).all()):
-            raise ValueError(f"Input {name} contains NaN or infinity.")
+        finite = torch.isfinite(T) | (torch.isnan(T) if self._allow_nan and name == "Y" else False)
+        if not bool(finite.all()):
+            raise ValueError(f"Input {name} contains " + ("infinity" if self._allow_nan
+                                                           else "NaN or infinity") + ".")
         if n_columns is None:
             if reset:
                 self.n_features_in_ = T.shape[1]
@@ -462,7 +488,13 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             Z = self._validate_Y(Y, reset=False)
             with torch.no_grad():
                 values = self._log_evidence(Z).detach()
-        return values.to(torch.float64) + self._log_jacobian
+        return values.to(torch.float64) + self._row_log_jacobian(Z)
+
+    def _row_log_jacobian(self, Z: torch.Tensor):
+        """-(observed entries) log(scale_) per row: the log-Jacobian of the standardization."""
+        if self._loc is None or not bool(torch.isnan(Z).any()):
+            return self._log_jacobian
+        return -(~torch.isnan(Z)).sum(1).to(torch.float64) * math.log(self._scale)
 
     def score_samples(self, Y):
         """Log evidence log p(y) of each sample, in nats.
@@ -494,6 +526,27 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             Z = self._sample(n, gen)
         dtype = self._dtype if self.dtype is not None else self._input_dtype
         return self._unstandardize(Z, dtype).cpu().numpy()
+
+    def _fill_missing(self, Y, *, sample: bool = False, generator=None):
+        """``Y`` with each NaN replaced by E[y_m | y_o] under the model (or, with ``sample``, a
+        draw from p(y_m | y_o)); observed entries are returned exactly as passed. The engine of
+        :class:`lvm.LatentImputer`."""
+        check_is_fitted(self)
+        if not self._allow_nan:
+            raise ValueError(f"{type(self).__name__} does not model missing values (NaN); use a "
+                             "family whose allow_nan tag is True.")
+        with self._threads(Y):
+            Z = self._validate_Y(Y, reset=False)
+            with torch.no_grad():
+                filled = self._conditional(Z, sample, generator)
+        dtype = self._out_dtype(Y)
+        given = (Y if isinstance(Y, torch.Tensor) else torch.as_tensor(
+            np.asarray(Y, dtype=np.float64))).to(device=filled.device, dtype=dtype)
+        out = torch.where(torch.isnan(given), self._unstandardize(filled, dtype), given)
+        return self._output(out, Y)
+
+    def _conditional(self, Z, sample: bool, generator):  # pragma: no cover - families with NaN
+        raise NotImplementedError
 
     # ----------------------------------------------------------- family hooks
     def _check_data_hyperparameters(self, Y: torch.Tensor) -> None:
@@ -545,7 +598,7 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        tags.input_tags.allow_nan = False
+        tags.input_tags.allow_nan = self._allow_nan
         return tags
 
     def __getstate__(self) -> dict[str, Any]:

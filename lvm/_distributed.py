@@ -136,19 +136,22 @@ def global_mean(values: torch.Tensor) -> torch.Tensor:
     return stats[0] / stats[1]
 
 
-def moments(Y: torch.Tensor) -> tuple[int, torch.Tensor, torch.Tensor]:
-    """(count, mean, per-feature sum of squared deviations) of the rows of every rank, in
-    float64 (Chan et al.'s merge through the pooled sums), without forming a D x D matrix."""
+def moments(Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-feature (count, mean, sum of squared deviations) of the rows of every rank, in float64,
+    over the observed (non-NaN) entries, merged through the pooled sums as Chan et al.'s update
+    does, without forming a D x D matrix."""
     Y = Y.to(torch.float64)
-    n = Y.shape[0]
-    mean = Y.mean(0) if n else Y.new_zeros(Y.shape[1])
-    ss = ((Y - mean) ** 2).sum(0) if n else Y.new_zeros(Y.shape[1])
+    observed = ~torch.isnan(Y)
+    counts = observed.sum(0).to(torch.float64)
+    zero = Y.new_zeros(())
+    mean = torch.where(observed, Y, zero).sum(0) / counts.clamp_min(1.0)
+    ss = (torch.where(observed, Y - mean, zero) ** 2).sum(0)
     if not is_distributed():
-        return n, mean, ss
+        return counts, mean, ss
     check_same_features(Y.shape[1], Y.device)  # before collectives whose sizes would disagree
-    nm = all_reduce_sum(torch.cat([Y.new_tensor([float(n)]), mean * n]))
-    n_all = int(round(float(nm[0])))
-    mean_all = nm[1:] / max(n_all, 1)
+    pooled = all_reduce_sum(torch.stack([counts, mean * counts]))
+    counts_all = pooled[0]
+    mean_all = pooled[1] / counts_all.clamp_min(1.0)
     d = mean - mean_all
-    ss_all = all_reduce_sum(ss + d * d * n)
-    return n_all, mean_all, ss_all
+    ss_all = all_reduce_sum(ss + d * d * counts)
+    return counts_all, mean_all, ss_all

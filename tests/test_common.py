@@ -28,6 +28,7 @@ CHECKED = [
             device="cpu", noise="per_feature", validation_fraction=0.0),
     _tiny_gplvm(),
     _tiny_gplvm(inference="svi", batch_size=16),
+    lvm.LatentImputer(lvm.PPCA(n_components=1, device="cpu")),
 ]
 
 

@@ -275,7 +275,7 @@ class BayesianGPLVM(GradientLatentModel):
         N, D = Z.shape
         Q = int(self.n_components)
         gen, dev, dt = self._generator, self._device, self._dtype
-        _, center, _ = dist.moments(Z)
+        center = dist.moments(Z)[1]
         center = center.to(dt)
         likelihood = LIKELIHOODS[self.likelihood].from_data(
             Z, noise="shared", fraction=NOISE_INIT_FRACTION).to(device=dev, dtype=dt)

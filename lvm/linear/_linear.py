@@ -4,21 +4,33 @@ Everything here is exact: the evidence, the posterior p(x | y) and the samples f
 (W, mu, Psi) in closed form (see :mod:`lvm.evidence.gaussian`). The model is fitted to the
 standardized data z = (y - location_) / scale_ (see :mod:`lvm._base`); the public attributes are in
 the data's units.
+
+**Missing values.** NaN in Y means "not observed". The evidence of a partly observed row is the
+exact marginal of its observed entries, log N(y_o; mu_o, W_o W_o^T + Psi_o)
+(:mod:`lvm.evidence.masked`); ``transform`` is the posterior of x given them; ``fit`` maximizes the
+observed-data likelihood by exact EM over the missingness (:mod:`lvm.linear._missing`; Tipping &
+Bishop 1999, Ilin & Raiko 2010), vectorized over rows. ``partial_fit`` and streamed fits need
+complete rows (their sufficient statistics do not exist with holes).
 """
 
 from __future__ import annotations
 
+import math
 import os
+import warnings
 
 import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
 
 from .._base import LatentVariableModel
 from .._distributed import check_same_features, is_distributed
 from .._stats import GaussianStats, chunk_rows
 from .._validation import positive_int
 from ..evidence import average_log_likelihood, linear_gaussian_posterior, low_rank_gaussian_log_prob
+from ..evidence.masked import masked_conditional, masked_low_rank_gaussian_log_prob
 from ..likelihoods import GaussianLikelihood
+from ._missing import fit_missing, missing_posterior
 
 
 class LinearGaussianModel(LatentVariableModel):
@@ -27,6 +39,9 @@ class LinearGaussianModel(LatentVariableModel):
     family = "linear"
     evidence_kind = "exact"
     train_evidence_kind = "exact"
+    _allow_nan = True
+    #: "shared" (PPCA) or "per_feature" (FA): the noise model of the missing-value EM.
+    _noise_model = "shared"
 
     _parameter_constraints: dict = {
         **LatentVariableModel._parameter_constraints,
@@ -36,6 +51,11 @@ class LinearGaussianModel(LatentVariableModel):
 
     # --- statistics ---------------------------------------------------------------------------
     def _stats_of(self, Z: torch.Tensor) -> GaussianStats:
+        if bool(torch.isnan(Z).any()):
+            raise ValueError(
+                f"{type(self).__name__}.partial_fit and streamed fits need complete rows (their "
+                "sufficient statistics do not exist with missing values); fit() handles NaN by "
+                "EM over the observed entries.")
         stats = GaussianStats(0, None, None)
         for rows in chunk_rows(Z.shape[0], self.chunk_size):
             stats = stats.merge(GaussianStats.of(Z[rows]))
@@ -55,7 +75,39 @@ class LinearGaussianModel(LatentVariableModel):
         return super().fit(Y, y)
 
     def _fit(self, Z: torch.Tensor) -> None:
-        self._fit_to(self._global(self._stats_of(Z)))
+        if bool(torch.isnan(Z).any()):
+            self._fit_missing(Z)
+        else:
+            self._fit_to(self._global(self._stats_of(Z)))
+
+    def _fit_missing(self, Z: torch.Tensor) -> None:
+        """Maximum likelihood of the observed entries by exact EM (see the module docstring)."""
+        if is_distributed():
+            raise ValueError("Missing values are not supported under torch.distributed; impute "
+                             "or drop the rows with NaN, or fit in one process.")
+        if not isinstance(self.n_components, int):
+            raise ValueError(f"n_components={self.n_components!r} needs complete data; pass an "
+                             "integer n_components to fit data with missing values.")
+        mask = ~torch.isnan(Z)
+        fit = fit_missing(Z.to(torch.float64), mask, int(self.n_components),
+                          noise=self._noise_model, max_iter=self._em_max_iter(), tol=self._em_tol(),
+                          min_noise_fraction=self._em_floor())
+        # log p(y_o) = log p(z_o) - |o| log(scale): the Jacobian counts each row's observed entries
+        jacobian = -float(mask.sum(1).to(torch.float64).mean()) * math.log(self._scale)
+        self._stats = None
+        self._set_parameters(fit.W, fit.mean, fit.noise)
+        for name, value in self._missing_attributes(fit).items():
+            setattr(self, name, value)
+        self.n_iter_, self.converged_ = fit.n_iter, fit.converged
+        self.train_evidence_ = float(fit.history[-1]) + jacobian
+        self.log_evidence_ = self.train_evidence_ * Z.shape[0]
+        if not fit.converged:
+            warnings.warn(f"{type(self).__name__} EM with missing values did not converge in "
+                          f"max_iter={self._em_max_iter()} iterations (tol={self._em_tol()}); "
+                          "increase max_iter.", ConvergenceWarning)
+
+    def _missing_attributes(self, fit) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
 
     def _global(self, stats: GaussianStats) -> GaussianStats:
         """The statistics of all ranks' rows under torch.distributed; ``stats`` otherwise."""
@@ -75,7 +127,7 @@ class LinearGaussianModel(LatentVariableModel):
                 if first:
                     self._check_data_hyperparameters(chunk)
                     first = False
-                stats = stats.merge(GaussianStats.of(chunk))
+                stats = stats.merge(self._stats_of(chunk))
             if stats.n < self._min_samples:
                 raise ValueError(f"Found {stats.n} sample(s) in {source!r}; need at least "
                                  f"{self._min_samples}.")
@@ -91,6 +143,9 @@ class LinearGaussianModel(LatentVariableModel):
         statistics of all ranks. After :meth:`fit`, ``partial_fit`` continues from the fitted rows.
         """
         def chunk(Z, first):
+            if not first and self._stats is None:
+                raise ValueError(f"This {type(self).__name__} was fitted to data with missing "
+                                 "values; partial_fit cannot continue it. Refit with fit().")
             stats = self._global(self._stats_of(Z))
             self._fit_to(stats if first else self._stats.merge(stats))
 
@@ -131,8 +186,15 @@ class LinearGaussianModel(LatentVariableModel):
 
     # --- the exact model ----------------------------------------------------------------------
     def _posterior(self, Z):
+        if bool(torch.isnan(Z).any()):
+            return missing_posterior(Z, ~torch.isnan(Z), self._W, self._mean, self._noise)
         mean, std = linear_gaussian_posterior(Z, self._mean, self._W, self._noise)
         return mean, std.expand_as(mean)
+
+    def _conditional(self, Z, sample: bool, generator):
+        """Z with its missing entries filled from p(z_m | z_o): the mean, or a draw."""
+        return masked_conditional(Z, ~torch.isnan(Z), self._mean, self._W, self._noise,
+                                  sample=sample, generator=generator)
 
     def _decode(self, X):
         return X @ self._W.T + self._mean
@@ -144,6 +206,9 @@ class LinearGaussianModel(LatentVariableModel):
         return self._likelihood
 
     def _log_evidence(self, Z):
+        if bool(torch.isnan(Z).any()):
+            return masked_low_rank_gaussian_log_prob(Z, ~torch.isnan(Z), self._mean, self._W,
+                                                     self._noise)
         return low_rank_gaussian_log_prob(Z, self._mean, self._W, self._noise)
 
     @property

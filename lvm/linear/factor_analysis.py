@@ -159,3 +159,19 @@ class FactorAnalysis(LinearGaussianModel):
     @staticmethod
     def _n_noise_parameters(n_features: int) -> int:
         return n_features
+
+    # --- missing values (EM over the observed entries) ------------------------------------------
+    _noise_model = "per_feature"
+
+    def _em_max_iter(self):
+        return int(self.max_iter)
+
+    def _em_tol(self):
+        return float(self.tol)
+
+    def _em_floor(self):
+        return float(self.min_noise)
+
+    def _missing_attributes(self, fit) -> dict:
+        self.history_ = [{"epoch": i, "train": float(v)} for i, v in enumerate(fit.history)]
+        return self._noise_attributes(fit.noise)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 from .._distributed import is_distributed
-from .._validation import StrOptions, positive_int
+from .._validation import Interval, StrOptions, positive_int
 from ._linear import LinearGaussianModel
 from .._stats import DEFAULT_CHUNK, GaussianStats, descending_eigh
 
@@ -36,7 +38,12 @@ class PPCA(LinearGaussianModel):
     n_components : int or "auto", default=2
         Latent dimension K (at most n_features). ``"auto"`` picks K by Minka's (2000) Laplace
         approximation to the evidence p(Y | K) (scikit-learn's implementation, as for
-        ``PCA(n_components="mle")``), which needs n_samples >= n_features.
+        ``PCA(n_components="mle")``), which needs n_samples >= n_features and complete data.
+    max_iter : int, default=1000
+        EM iterations when Y has missing values (NaN); complete data are fitted in closed form.
+    tol : float, default=1e-9
+        EM stops when the observed-data log-likelihood changes by less than ``tol`` times its
+        magnitude (missing values only).
     device : {"auto", "cpu", "cuda"} or torch.device, default="auto"
         Where the linear algebra runs; "auto" takes CUDA when available.
     dtype : {"float32", "float64"} or None, default=None
@@ -73,6 +80,10 @@ class PPCA(LinearGaussianModel):
         in the data's units.
     n_parameters_ : int
         D K + D + 1.
+    n_iter_ : int
+        EM iterations with missing values; 1 (one closed-form solve) otherwise.
+    converged_ : bool
+        Whether EM converged (missing values only).
     n_features_in_ : int
 
     References
@@ -92,11 +103,15 @@ class PPCA(LinearGaussianModel):
     _parameter_constraints: dict = {
         **LinearGaussianModel._parameter_constraints,
         "n_components": [positive_int(), StrOptions({"auto"})],
+        "max_iter": [positive_int()],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
     }
 
-    def __init__(self, n_components=2, *, device="auto", dtype=None, chunk_size=DEFAULT_CHUNK,
-                 random_state=None, verbose=False):
+    def __init__(self, n_components=2, *, max_iter=1000, tol=1e-9, device="auto", dtype=None,
+                 chunk_size=DEFAULT_CHUNK, random_state=None, verbose=False):
         self.n_components = n_components
+        self.max_iter = max_iter
+        self.tol = tol
         self.device = device
         self.dtype = dtype
         self.chunk_size = chunk_size
@@ -148,7 +163,8 @@ class PPCA(LinearGaussianModel):
         scale = torch.sqrt((eigvals[:K] - sigma2).clamp_min(0.0))
         W = eigvecs[:, :K] * scale
         s2 = self._scale ** 2
-        extra = {"noise_variance_": float(sigma2) * s2,
+        extra = {"n_iter_": 1,  # one closed-form solve (EM iterations with missing values)
+                 "noise_variance_": float(sigma2) * s2,
                  "explained_variance_": (eigvals[:K] * s2).cpu().numpy(),
                  "eigenvalues_": (eigvals * s2).cpu().numpy()}
         return W, stats.mean, sigma2.expand(D).clone(), extra
@@ -156,3 +172,22 @@ class PPCA(LinearGaussianModel):
     @staticmethod
     def _n_noise_parameters(n_features: int) -> int:
         return 1
+
+    # --- missing values (EM) --------------------------------------------------------------------
+    def _em_max_iter(self):
+        return int(self.max_iter)
+
+    def _em_tol(self):
+        return float(self.tol)
+
+    def _em_floor(self):
+        return 1e-8
+
+    def _missing_attributes(self, fit) -> dict:
+        s2 = self._scale ** 2
+        C = fit.W @ fit.W.T + torch.diag(fit.noise)
+        eigvals = descending_eigh(C)[0]
+        K = fit.W.shape[1]
+        return {"noise_variance_": float(fit.noise[0]) * s2,
+                "explained_variance_": (eigvals[:K] * s2).cpu().numpy(),
+                "eigenvalues_": (eigvals * s2).cpu().numpy()}
