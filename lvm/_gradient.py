@@ -239,16 +239,13 @@ class GradientLatentModel(LatentVariableModel):
             with self._usable_on_interrupt(lambda: self._after_training(result, plan)):
                 train(epoch, [self._model], self._optimizers, max_epochs=max_epochs, tol=tol,
                       validation=validation, patience=plan.patience,
-                      verbose=self.verbose and dist.world()[0] == 0, desc=self._progress_name(),
+                      verbose=self.verbose and dist.world()[0] == 0, desc=name,
                       objective_name="elbo", on_failure=self._on_failure, callback=callback,
                       estimator_name=name, limit_message=plan.limit_message,
                       advice=self._failure_advice(), result=result)
             self._after_training(result, plan)
         finally:
             del self._rows
-
-    def _progress_name(self) -> str:
-        return type(self).__name__
 
     def _failure_advice(self) -> str:
         advice = "Try a smaller learning_rate"
