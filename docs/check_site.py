@@ -117,7 +117,8 @@ def check_links(html: Path) -> list[str]:
             if target.is_dir():
                 target = target / "index.html"
             where = f"{page.relative_to(html)}: <{tag}> {url}"
-            if html.resolve() not in target.resolve().parents and target.resolve() != html.resolve():
+            root, resolved = html.resolve(), target.resolve()
+            if root not in resolved.parents and resolved != root:
                 problems.append(f"links: {where} points outside the site")
             elif not target.is_file():
                 problems.append(f"links: {where}: no such file")

@@ -85,7 +85,7 @@ numpydoc_validation_exclude = {
 sphinx_gallery_conf = {
     "examples_dirs": [str(ROOT / "examples"), "guide"],
     "gallery_dirs": ["auto_examples", "user_guide"],
-    # Every script is executed except examples/scaling_out.py, which needs torchrun (shown, not run).
+    # Every script is executed but examples/scaling_out.py, which needs torchrun (shown, not run).
     "filename_pattern": r"^(?!.*/examples/scaling_out\.py$)",
     "ignore_pattern": r"(__init__|_common)\.py$",
     "within_subsection_order": "FileNameSortKey",

@@ -26,8 +26,8 @@ auto = lvm.PPCA("auto").fit(Ytr).n_components_
 print("K  train log p(y)  held-out log p(y)")
 for k, a, b in zip(ks, train, held):
     print(f"{k:2d}  {a:14.4f}  {b:17.4f}")
-print(f"held-out evidence peaks at K = {ks[int(np.argmax(held))]}; Minka's 'auto' picks K = {auto}; "
-      "the truth is 4")
+print(f"held-out evidence peaks at K = {ks[int(np.argmax(held))]}; "
+      f"Minka's 'auto' picks K = {auto}; the truth is 4")
 fig = Figure(figsize=(10, 3.6), layout="constrained")
 ax1, ax2 = fig.subplots(1, 2)
 ax1.plot(ks, train, "o-", label="train")

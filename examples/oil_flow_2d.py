@@ -27,7 +27,7 @@ try:
     data = lvm.datasets.load_oil_flow()
     name = "oil flow"
 except lvm.datasets.DataFileNotFoundError as exc:
-    print(f"The oil-flow file is not on this machine, so this run embeds the digits instead.\n{exc}")
+    print(f"The oil-flow file is not here, so this run embeds the digits instead.\n{exc}")
     data = lvm.datasets.load_digits()
     name = "digits (oil flow not found)"
     data.Y, data.labels = data.Y[:1000], data.labels[:1000]  # as many points as the oil flow

@@ -84,7 +84,8 @@ centred = Y_train - Y_train.mean(0)
 _, _, Vt = np.linalg.svd(centred, full_matrices=False)
 fig = Figure(figsize=(8, 3.6), layout="constrained")
 axes = fig.subplots(1, 2, sharex=True, sharey=True)
-for ax, Z, title in ((axes[0], Y_train[:1000], "data"), (axes[1], new, "draws from the fitted PPCA")):
+for ax, Z, title in ((axes[0], Y_train[:1000], "data"),
+                      (axes[1], new, "draws from the fitted PPCA")):
     P = (Z - Y_train.mean(0)) @ Vt[:2].T
     ax.scatter(P[:, 0], P[:, 1], s=3, alpha=0.5)
     ax.set(title=title, xlabel="1st principal direction", ylabel="2nd principal direction")

@@ -9,15 +9,17 @@ Take any distribution :math:`q(x \mid y)` over the latent of a point, a Gaussian
 inside an expectation under :math:`q`,
 
 .. math::
-    \log p(y) = \underbrace{\mathbb E_{q}\big[\log p(y \mid x)\big]
-                - \mathrm{KL}\big(q(x \mid y) \,\|\, p(x)\big)}_{\mathrm{ELBO}(q)}
-              \; + \; \mathrm{KL}\big(q(x \mid y) \,\|\, p(x \mid y)\big).
+    \log p(y) = \mathrm{ELBO}(q) + \mathrm{KL}\big(q(x \mid y) \,\|\, p(x \mid y)\big),
 
-The last term is a Kullback-Leibler divergence, never negative and zero only when :math:`q` is the
-posterior, so the **evidence lower bound** (ELBO) is below :math:`\log p(y)` for every :math:`q`, and
-the gap is exactly how far :math:`q` is from the posterior. The ELBO needs only the likelihood and
-the prior, not the evidence: maximizing it over :math:`q` tightens the bound, maximizing it over
-the decoder's parameters raises it. The VAE and the Bayesian GPLVM train on it.
+    \mathrm{ELBO}(q) = \mathbb E_{q}\big[\log p(y \mid x)\big]
+        - \mathrm{KL}\big(q(x \mid y) \,\|\, p(x)\big).
+
+The divergence on the first line is never negative and is zero only when :math:`q` is the
+posterior, so the **evidence lower bound** (ELBO) is below :math:`\log p(y)` for every
+:math:`q`, and the gap is exactly how far :math:`q` is from the posterior. The ELBO needs only
+the likelihood and the prior, not the evidence: maximizing it over :math:`q` tightens the bound,
+maximizing it over the decoder's parameters raises it. The VAE and the Bayesian GPLVM train on
+it.
 
 **The KL to the prior in closed form.** For a diagonal Gaussian :math:`q` and the standard normal
 prior,
@@ -99,8 +101,8 @@ ax.legend(loc="lower center")
 # %%
 # The analytic KL, checked by Monte Carlo
 # ---------------------------------------
-# :math:`\mathrm{KL}(q \,\|\, p) = \mathbb E_q[\log q(x) - \log p(x)]`, estimated from 200,000 draws,
-# against the closed form used in every ELBO lvm computes.
+# :math:`\mathrm{KL}(q \,\|\, p) = \mathbb E_q[\log q(x) - \log p(x)]`, estimated from 200,000
+# draws, against the closed form used in every ELBO lvm computes.
 g = torch.Generator().manual_seed(0)
 m = torch.tensor([[0.8, -1.5, 0.3]], dtype=torch.float64)
 v = torch.tensor([[0.2, 1.7, 0.05]], dtype=torch.float64)

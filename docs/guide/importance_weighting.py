@@ -13,8 +13,8 @@ The ELBO's gap is :math:`\mathrm{KL}(q \,\|\, p(x \mid y))`; a better estimate o
     w_s = \frac{p(y \mid x_s)\, p(x_s)}{q(x_s \mid y)}.
 
 Each :math:`w_s` is an unbiased estimate of :math:`p(y)`, so by Jensen's inequality
-:math:`\mathbb E[\log \hat p_S(y)] \le \log p(y)`: a stochastic lower bound. It equals the ELBO in
-expectation for :math:`S = 1`, does not decrease as S grows, and reaches :math:`\log p(y)` as
+:math:`\mathbb E[\log \hat p_S(y)] \le \log p(y)`: a stochastic lower bound. Its expectation
+equals the ELBO for :math:`S = 1`, does not decrease as S grows, and reaches :math:`\log p(y)` as
 :math:`S \to \infty` (Burda, Grosse & Salakhutdinov, 2016: the IWAE bound). Kish's effective sample
 size of the weights says how many draws carry it. The prior proposal of :ref:`guide-prior-mc` is the
 special case :math:`q = p(x)`.

@@ -21,8 +21,9 @@ chosen to maximize the marginal likelihood of the data. Integrating rather than 
 what charges a model for the latent dimensions it does not need.
 
 **MAP** adds a prior over the parameters, :math:`\arg\max_\theta \sum_n \log p_\theta(y_n) +
-\log p(\theta)`; weight decay on a network is MAP under a Gaussian prior. lvm's estimators use no
-parameter prior: PPCA, factor analysis and the VAE are maximum likelihood in :math:`\theta`.
+\log p(\theta)`; weight decay on a network is MAP under a Gaussian prior. lvm's estimators put
+no prior on their parameters: PPCA, factor analysis and the VAE (plain Adam, no weight decay) are
+maximum likelihood in :math:`\theta`.
 
 **One level up.** The Bayesian GPLVM puts a Gaussian-process prior on the decoder :math:`f` itself
 and integrates it out too (variationally, :ref:`guide-gplvm`); what is optimized is the kernel's

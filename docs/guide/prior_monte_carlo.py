@@ -23,10 +23,10 @@ draws that fall inside it scales like :math:`\prod_k \sigma_k`. Kish's **effecti
     \mathrm{ESS} = \frac{\big(\sum_s w_s\big)^2}{\sum_s w_s^2} \in [1, S]
 
 counts how many of the S draws carry the estimate (:func:`lvm.evidence.effective_sample_size`).
-When it is near 1, :math:`\log \hat p(y)` is the log-likelihood of the single best draw, far
-below :math:`\log p(y)` (by Jensen's inequality its expectation is below :math:`\log p(y)` for any
-S). The cure is to draw from a distribution close to the posterior, and to correct by importance
-weights: :ref:`guide-elbo` and :ref:`guide-iwae`.
+When it is near 1, :math:`\log \hat p(y)` is set by the single best draw (its log-likelihood
+minus :math:`\log S`), far below :math:`\log p(y)` (by Jensen's inequality its expectation is
+below :math:`\log p(y)` for any S). The cure is to draw from a distribution close to the
+posterior, and to correct by importance weights: :ref:`guide-elbo` and :ref:`guide-iwae`.
 """
 
 # %%

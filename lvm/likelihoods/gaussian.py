@@ -30,8 +30,9 @@ def _inverse_softplus(v: torch.Tensor) -> torch.Tensor:
 class GaussianLikelihood(Likelihood):
     """Gaussian likelihood y | f ~ N(f, diag(noise)), the noise learned.
 
-    One variance shared by all features (``n_noise=1``) or one per feature. The variance is stored raw with a softplus transform and a floor, ``noise = softplus(raw_noise)
-    + min_noise``, so it stays positive whatever the optimizer does.
+    One variance shared by all features (``n_noise=1``) or one per feature. The variance is
+    stored raw with a softplus transform and a floor, ``noise = softplus(raw_noise) + min_noise``,
+    so it stays positive whatever the optimizer does.
 
     Parameters
     ----------
