@@ -1,7 +1,10 @@
-"""Shared by the example scripts: where figures go.
+"""Shared by the example scripts: their two options, where figures go and quick settings.
 
-By default into ``lvm-figures/`` under the current folder, which git ignores, so running an
-example never rewrites the figures the README shows (``examples/figures/``, tracked).
+Figures go by default into ``lvm-figures/`` under the current folder, which git ignores, so running
+an example never rewrites the figures the README shows (``examples/figures/``, tracked).
+
+``--quick`` runs the same code on less data with fewer iterations: a smoke test in seconds, not a
+result. The documentation build runs every example that way (``docs/sphinxext/lvm_gallery.py``).
 """
 
 import argparse
@@ -11,11 +14,15 @@ from pathlib import Path
 DEFAULT_OUT = "lvm-figures"
 
 
-def output_dir(description: str) -> Path:
+def parse_args(description: str) -> argparse.Namespace:
+    """The options every example takes: ``out`` (a folder, created) and ``quick`` (a flag)."""
     p = argparse.ArgumentParser(description=description,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=DEFAULT_OUT,
                    help=f"folder for the figures (default: {DEFAULT_OUT}/)")
-    out = Path(p.parse_args().out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    p.add_argument("--quick", action="store_true",
+                   help="small settings (less data, fewer iterations): seconds, not a result")
+    args = p.parse_args()
+    args.out = Path(args.out)
+    args.out.mkdir(parents=True, exist_ok=True)
+    return args

@@ -1,6 +1,9 @@
-"""Data-parallel fits on torch.distributed: every rank fits its own rows, all end with one model.
+r"""
+Data-parallel fits with torchrun
+================================
 
-Launch with torchrun (one process per GPU, or several CPU processes with gloo):
+Data-parallel fits on torch.distributed: every rank fits its own rows, all end with one model.
+Launch with torchrun (one process per GPU, or several CPU processes with gloo)::
 
     torchrun --nproc_per_node=2 examples/scaling_out.py                  # one machine
     torchrun --nnodes=2 --node_rank=0 --master_addr=HOST --master_port=29500 \

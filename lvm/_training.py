@@ -30,8 +30,11 @@ __all__ = ["NumericalError", "TrainResult", "train", "numerical_errors"]
 
 
 class NumericalError(FloatingPointError):
-    """Training met a non-finite objective or a non-positive-definite matrix it could not recover
-    from. The estimator is left in its last good state."""
+    """Training met a non-finite objective or a non-positive-definite matrix it could not fix.
+
+    Raised after the training loop's retries (more jitter, a higher noise floor) are spent. The
+    estimator is left in its last good state.
+    """
 
 
 @dataclass

@@ -59,6 +59,32 @@ def latent_scatter(model, Y, labels=None, *, dims=None, ax=None, uncertainty=Tru
     A model with one latent dimension gets a 1-D plot: the latent on the x axis, one row of
     points per label (jittered vertically, the rows named on the y axis; one jittered row without
     labels) and ±1 sd as horizontal bars.
+
+    Parameters
+    ----------
+    model : fitted lvm estimator
+        Any estimator with ``transform``.
+    Y : array-like of shape (n_samples, n_features)
+        The points to embed.
+    labels : array-like of shape (n_samples,), optional
+        Colours the points, one fixed colour per label, with a legend.
+    dims : sequence of two int, optional
+        The latent dimensions to show.
+    ax : matplotlib.axes.Axes, optional
+        Draw into these axes instead of a new figure.
+    uncertainty : bool, default=True
+        Draw the ±1 sd ellipses (or bars) where the model gives a posterior standard deviation.
+    title : str, optional
+        The axes' title.
+    max_ellipses : int, default=300
+        At most this many ellipses.
+    s : float, default=8
+        The marker size.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure (that of ``ax`` when given).
     """
     from matplotlib.legend_handler import HandlerPatch
     from matplotlib.patches import Ellipse
@@ -135,7 +161,22 @@ def _strip(ax, x, x_std, labels, classes, colors, step, s):
 
 
 def ard_relevance(model, ax=None):
-    """Bar chart of the ARD relevances (inverse lengthscales, normalized) of a GP-LVM."""
+    """Bar chart of the ARD relevances (inverse lengthscales, normalized) of a GP-LVM.
+
+    The dimensions counted in ``effective_dims_`` are coloured, the others grey.
+
+    Parameters
+    ----------
+    model : fitted lvm.BayesianGPLVM
+        A model with ``relevance_``.
+    ax : matplotlib.axes.Axes, optional
+        Draw into these axes instead of a new figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure (that of ``ax`` when given).
+    """
     relevance = getattr(model, "relevance_", None)
     if relevance is None:
         raise ValueError(
@@ -162,10 +203,22 @@ def ard_relevance(model, ax=None):
 
 
 def training_curve(model, ax=None):
-    """The objective from ``history_`` (train, and validation where recorded).
+    """Plot the training objective from ``history_`` (train, and validation where recorded).
 
     The x axis is "optimizer iterations" when the records carry ``n_iter`` (the optimizer steps
     taken so far, e.g. the GPLVM's groups of L-BFGS steps), else "epoch".
+
+    Parameters
+    ----------
+    model : fitted lvm estimator
+        A model with ``history_``.
+    ax : matplotlib.axes.Axes, optional
+        Draw into these axes instead of a new figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure (that of ``ax`` when given).
     """
     history = getattr(model, "history_", None)
     if not history:
@@ -212,11 +265,25 @@ def _evidence_styles(kinds):
 
 
 def evidence_comparison(table, ax=None, split="test"):
-    """Mean log p(y) per point by model, with standard errors, from :func:`lvm.compare`.
+    """Plot the mean log p(y) per point by model, with standard errors, from :func:`lvm.compare`.
 
     Models are named on the x axis by the table's ``model`` entries; marker and colour say the
     kind of evidence (exact, lower bound, importance-weighted estimate), one fixed style per kind
     (:data:`EVIDENCE_STYLES`), explained in the legend.
+
+    Parameters
+    ----------
+    table : list of dict
+        What :func:`lvm.compare` returns.
+    ax : matplotlib.axes.Axes, optional
+        Draw into these axes instead of a new figure.
+    split : {"test", "train"}, default="test"
+        Which of the table's evidence columns to show.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure (that of ``ax`` when given).
     """
     records = list(table)
     if not records:
@@ -273,7 +340,24 @@ def _image_grid(fig, rows, image_shape, titles=None, cmap="gray"):
 
 
 def reconstructions(model, Y, image_shape, n=8):
-    """Originals (top) and their reconstructions f(E[x | y]) (bottom) for image data."""
+    """Show originals (top) and their reconstructions f(E[x | y]) (bottom) for image data.
+
+    Parameters
+    ----------
+    model : fitted lvm estimator
+        A model with ``transform`` and ``inverse_transform``.
+    Y : array-like of shape (n_samples, n_features)
+        Images, one per row.
+    image_shape : tuple of int
+        The shape of one image, e.g. (8, 8).
+    n : int, default=8
+        How many of the first rows to show.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        A new figure.
+    """
     Y = np.asarray(Y)[:n]
     R = np.asarray(model.inverse_transform(model.transform(Y)))
     fig = _figure((1.1 * len(Y), 2.4))
@@ -281,15 +365,28 @@ def reconstructions(model, Y, image_shape, n=8):
 
 
 def samples(model, n=16, image_shape=None, random_state=0, kind="mean"):
-    """Images from the fitted generative model.
+    """Show images drawn from the fitted generative model.
 
     Parameters
     ----------
+    model : fitted lvm estimator
+        A model with ``inverse_transform`` (and ``sample`` for ``kind="draws"``).
+    n : int, default=16
+        How many images, on a square grid.
+    image_shape : tuple of int
+        The shape of one image, e.g. (8, 8); required.
+    random_state : int or None, default=0
+        Seeds the draws.
     kind : {"mean", "draws"}, default="mean"
         ``"mean"``: decoder means f(x) for x drawn from the prior N(0, I) (by
         ``numpy.random.default_rng(random_state)``), shown with ``model.inverse_transform`` and
         free of the observation noise that would only blur them. ``"draws"``: full draws
         y ~ p(y | x) from ``model.sample`` (noise included: Gaussian, or Bernoulli pixels).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        A new figure.
     """
     if image_shape is None:
         raise ValueError("samples() needs image_shape, e.g. (8, 8) for the digits.")

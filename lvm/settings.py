@@ -83,10 +83,26 @@ class _dtype_value_context:
 
 
 class cholesky_jitter(_dtype_value_context):
-    """Jitter added to the diagonal of a kernel matrix before its Cholesky factorization,
-    relative to the matrix's mean diagonal (default 1e-4 in float32, 1e-6 in float64).
+    """Jitter added to a kernel matrix's diagonal before its Cholesky factorization.
 
-    Each numerical failure during training multiplies the jitter in use by 10 before the retry.
+    Relative to the matrix's mean diagonal: 1e-4 in float32 and 1e-6 in float64 by default. Each
+    numerical failure during training multiplies the jitter in use by 10 before the retry.
+
+    Parameters
+    ----------
+    float32 : float, optional
+        The relative jitter for float32 computations inside the block (unchanged when None).
+    float64 : float, optional
+        The same for float64.
+
+    Examples
+    --------
+    >>> import torch, lvm
+    >>> with lvm.settings.cholesky_jitter(float64=1e-5):
+    ...     lvm.settings.cholesky_jitter.value(torch.float64)
+    1e-05
+    >>> lvm.settings.cholesky_jitter.value(torch.float64)
+    1e-06
     """
 
     _global_float_value = 1e-4
@@ -94,8 +110,15 @@ class cholesky_jitter(_dtype_value_context):
 
 
 class eval_chunk_elements(_value_context):
-    """Elements (draws x rows x width) one chunk of a Monte Carlo evidence estimate may hold
-    (default 2**23, about 64 MB in float64); it bounds the memory of ``score_samples``."""
+    """Elements one chunk of a Monte Carlo evidence estimate may hold (draws x rows x width).
+
+    Default 2**23, about 64 MB in float64; it bounds the memory of ``score_samples``.
+
+    Parameters
+    ----------
+    value : int
+        The number of elements inside the block.
+    """
 
     _global_value = 2**23
 
@@ -108,6 +131,11 @@ class num_threads(_value_context):
     torch's thread pool costs more than it gains on them and is many times slower when other
     processes share the cores; larger problems keep torch's setting. An integer fixes the
     count. Torch's own setting is restored afterwards.
+
+    Parameters
+    ----------
+    value : int or None
+        The thread count inside the block, or None for lvm's policy.
     """
 
     _global_value = None
@@ -119,7 +147,20 @@ SMALL_PROBLEM_ELEMENTS = 2**20
 
 @contextlib.contextmanager
 def thread_scope(work_elements: int | None = None):
-    """Run a block under lvm's thread policy (see :class:`num_threads`), restoring torch's."""
+    """Run a block under lvm's thread policy (see :class:`num_threads`), restoring torch's.
+
+    Parameters
+    ----------
+    work_elements : int, optional
+        The size of the largest tensor one step of the work touches; below
+        ``SMALL_PROBLEM_ELEMENTS`` the policy uses one thread. None keeps torch's setting unless
+        :class:`num_threads` fixes a count.
+
+    Yields
+    ------
+    None
+        Control, with torch's intra-op thread count set for the block.
+    """
     requested = num_threads.value()
     if requested is None:
         if work_elements is None or work_elements >= SMALL_PROBLEM_ELEMENTS:
@@ -138,12 +179,20 @@ def thread_scope(work_elements: int | None = None):
 
 
 class on_epoch(_value_context):
-    """A callable run after every epoch of every training loop inside the block, with the epoch's
-    record (``epoch``, ``train`` and, with validation, ``validation``: the objective per point in
-    nats of the data as passed) and the estimator's class name: ``fn(record, name)``. Benchmarks time epochs with it::
+    """A callable run after every epoch of every training loop inside the block.
+
+    It is called as ``fn(record, name)`` with the epoch's record (``epoch``, ``train`` and, with
+    validation, ``validation``: the objective per point in nats of the data as passed) and the
+    estimator's class name.
+    Benchmarks time epochs with it::
 
         with lvm.settings.on_epoch(lambda record, name: trace.append(time.perf_counter())):
             model.fit(Y)
+
+    Parameters
+    ----------
+    value : callable or None
+        ``fn(record, name)``, or None for nothing.
     """
 
     _global_value = None

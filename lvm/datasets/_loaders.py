@@ -47,9 +47,22 @@ def _find(filename: str, path, env_var: str, how_to_get: str) -> Path:
 
 
 def load_digits() -> Bunch:
-    """scikit-learn's bundled 8x8 digits: 1797 x 64, pixel values 0..16, ten classes.
+    """Load scikit-learn's bundled 8x8 digits: 1797 x 64, pixel values 0..16, ten classes.
 
-    Always available (shipped with scikit-learn). ``image_shape`` is (8, 8).
+    Always available (shipped with scikit-learn).
+
+    Returns
+    -------
+    sklearn.utils.Bunch
+        ``Y`` (1797, 64) float64, ``labels`` (1797,) the digit, ``image_shape`` (8, 8) and
+        ``description``.
+
+    Examples
+    --------
+    >>> import lvm
+    >>> digits = lvm.datasets.load_digits()
+    >>> digits.Y.shape, digits.image_shape
+    ((1797, 64), (8, 8))
     """
     from sklearn.datasets import load_digits as _sk
 
@@ -72,7 +85,7 @@ _OIL_HOW = (
 
 
 def load_oil_flow(path=None, split: str = "train") -> Bunch:
-    """The three-phase oil-flow benchmark: 1000 x 12, three flow regimes.
+    """Load the three-phase oil-flow benchmark: 1000 x 12, three flow regimes.
 
     Parameters
     ----------
@@ -80,6 +93,18 @@ def load_oil_flow(path=None, split: str = "train") -> Bunch:
         The ``oil_flow.npz`` file. Otherwise ``$LVM_OIL_FLOW``, then ``$LVM_DATA_DIR/oil_flow.npz``,
         then ``../shared/data/oil_flow.npz`` beside the project.
     split : {"train", "valid", "test"}, default="train"
+        Which of the benchmark's three sets of 1000 points.
+
+    Returns
+    -------
+    sklearn.utils.Bunch
+        ``Y`` (1000, 12) float64 (raw), ``labels`` (1000,) the flow regime 0, 1 or 2, and
+        ``description``.
+
+    Raises
+    ------
+    DataFileNotFoundError
+        When the file is not on this machine; the message says how to obtain it.
     """
     keys = {"train": ("Y", "labels"), "valid": ("Y_valid", "labels_valid"),
             "test": ("Y_test", "labels_test")}
@@ -93,7 +118,26 @@ def load_oil_flow(path=None, split: str = "train") -> Bunch:
 
 
 def load_frey_faces(path=None) -> Bunch:
-    """Brendan Frey's face frames: 1965 x 560 (28 x 20 images), pixel values scaled to [0, 1]."""
+    """Load Brendan Frey's face frames: 1965 x 560 (28 x 20 images), pixels scaled to [0, 1].
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        The ``frey_faces.npz`` file. Otherwise ``$LVM_FREY_FACES``, then
+        ``$LVM_DATA_DIR/frey_faces.npz``, then ``../shared/data/frey_faces.npz`` beside the
+        project.
+
+    Returns
+    -------
+    sklearn.utils.Bunch
+        ``Y`` (1965, 560) float64, ``labels`` None, ``image_shape`` (28, 20) and
+        ``description``.
+
+    Raises
+    ------
+    DataFileNotFoundError
+        When the file is not on this machine; the message says how to obtain it.
+    """
     p = _find("frey_faces.npz", path, "LVM_FREY_FACES",
               "It is Roweis' frey_rawface.mat; see datasets/README.md.")
     with np.load(p) as f:
@@ -102,7 +146,26 @@ def load_frey_faces(path=None) -> Bunch:
 
 
 def load_olivetti_faces(path=None) -> Bunch:
-    """Olivetti faces: 400 x 4096 (64 x 64), 40 subjects, pixels / 255."""
+    """Load the Olivetti faces: 400 x 4096 (64 x 64 images), 40 subjects, pixels / 255.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        The ``olivetti_faces.npz`` file. Otherwise ``$LVM_OLIVETTI_FACES``, then
+        ``$LVM_DATA_DIR/olivetti_faces.npz``, then ``../shared/data/olivetti_faces.npz`` beside
+        the project.
+
+    Returns
+    -------
+    sklearn.utils.Bunch
+        ``Y`` (400, 4096) float64, ``labels`` (400,) the subject, ``image_shape`` (64, 64) and
+        ``description``.
+
+    Raises
+    ------
+    DataFileNotFoundError
+        When the file is not on this machine; the message says how to obtain it.
+    """
     p = _find("olivetti_faces.npz", path, "LVM_OLIVETTI_FACES",
               "It is Roweis' olivettifaces.mat; see datasets/README.md.")
     with np.load(p) as f:
@@ -111,7 +174,27 @@ def load_olivetti_faces(path=None) -> Bunch:
 
 
 def load_usps(path=None, split: str = "train") -> Bunch:
-    """USPS digits: 7291 (train) or 2007 (test) x 256 (16 x 16), values in [0, 1]."""
+    """Load the USPS digits: 7291 (train) or 2007 (test) x 256 (16 x 16 images), in [0, 1].
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        The ``usps.npz`` file. Otherwise ``$LVM_USPS``, then ``$LVM_DATA_DIR/usps.npz``, then
+        ``../shared/data/usps.npz`` beside the project.
+    split : {"train", "test"}, default="train"
+        Which set.
+
+    Returns
+    -------
+    sklearn.utils.Bunch
+        ``Y`` (n, 256) float64, ``labels`` (n,) the digit, ``image_shape`` (16, 16) and
+        ``description``.
+
+    Raises
+    ------
+    DataFileNotFoundError
+        When the file is not on this machine; the message says how to obtain it.
+    """
     p = _find("usps.npz", path, "LVM_USPS", "It is the common usps.h5; see datasets/README.md.")
     ky, kl = {"train": ("Y", "labels"), "test": ("Y_test", "labels_test")}[split]
     with np.load(p) as f:
@@ -120,15 +203,37 @@ def load_usps(path=None, split: str = "train") -> Bunch:
 
 
 def make_ppca(n_samples=1000, n_features=10, n_components=2, noise=0.1, random_state=None) -> Bunch:
-    """Synthetic data from the PPCA model, with its true parameters.
+    """Draw synthetic data from the PPCA model, with its true parameters.
 
     y = W x + mean + e, x ~ N(0, I_K), e ~ N(0, noise I_D); W has orthogonal columns with
     decreasing norms (3, 2.5, ...) and the mean is standard normal.
 
+    Parameters
+    ----------
+    n_samples : int, default=1000
+        N, the number of points.
+    n_features : int, default=10
+        D.
+    n_components : int, default=2
+        K, the true latent dimension (at most ``n_features``).
+    noise : float, default=0.1
+        The noise variance sigma^2 (positive).
+    random_state : int, RandomState or None, default=None
+        Seeds the parameters and the draws.
+
     Returns
     -------
-    Bunch with ``Y`` (n_samples, n_features), ``X`` (true latents), ``W`` (n_features,
-    n_components), ``mean``, ``noise`` (the variance sigma^2), ``labels`` (None), ``description``.
+    sklearn.utils.Bunch
+        ``Y`` (n_samples, n_features), ``X`` (n_samples, n_components) the true latents, ``W``
+        (n_features, n_components), ``mean`` (n_features,), ``noise`` (the variance sigma^2),
+        ``labels`` (None) and ``description``.
+
+    Examples
+    --------
+    >>> import lvm
+    >>> data = lvm.datasets.make_ppca(500, 10, 2, noise=0.1, random_state=0)
+    >>> data.Y.shape, data.W.shape
+    ((500, 10), (10, 2))
     """
     for name, v in (("n_samples", n_samples), ("n_features", n_features),
                     ("n_components", n_components)):

@@ -40,10 +40,38 @@ def _row_words(Y: torch.Tensor) -> torch.Tensor:
 
 
 def row_keyed_normal(Y: torch.Tensor, n_samples: int, n_dims: int, seed: int) -> torch.Tensor:
-    """Draws eps of shape (n_samples, n_rows, n_dims), N(0, 1), determined by (row, seed) alone.
+    """Standard-normal draws for each row, determined by the row's bits and ``seed`` alone.
 
     Rows with identical bits get identical draws; any change of a row or of ``seed`` gives fresh,
     independent-looking draws.
+
+    Parameters
+    ----------
+    Y : torch.Tensor of shape (n_rows, D)
+        The rows that key the draws (float32 or float64; their bits, not their values, are
+        hashed).
+    n_samples : int
+        S, the draws per row.
+    n_dims : int
+        The dimension of each draw.
+    seed : int
+        The key shared by all rows (only its low 32 bits are used).
+
+    Returns
+    -------
+    torch.Tensor of shape (n_samples, n_rows, n_dims)
+        N(0, 1) draws in the dtype and on the device of ``Y``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from lvm.evidence import row_keyed_normal
+    >>> Y = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64)
+    >>> eps = row_keyed_normal(Y, 5, 3, seed=0)
+    >>> eps.shape
+    torch.Size([5, 2, 3])
+    >>> torch.equal(row_keyed_normal(Y[1:], 5, 3, seed=0)[:, 0], eps[:, 1])  # rows are independent
+    True
     """
     words = _row_words(Y)
     salt = _mix(torch.arange(words.shape[1], device=Y.device, dtype=torch.int64) + 0x9E3779B9)

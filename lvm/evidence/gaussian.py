@@ -38,11 +38,24 @@ def _precision_factor(W: torch.Tensor, noise: torch.Tensor):
 
 
 def low_rank_gaussian_log_prob(Y, mean, W, noise) -> torch.Tensor:
-    """log N(y; mean, W W^T + diag(noise)) for each row of ``Y``, in nats.
+    """Log-density of each row of ``Y`` under N(mean, W W^T + diag(noise)), in nats.
 
     Parameters
     ----------
-    Y : (N, D) tensor.   mean : (D,).   W : (D, K).   noise : (D,) positive variances.
+    Y : torch.Tensor of shape (N, D)
+        The rows.
+    mean : torch.Tensor of shape (D,)
+        The mean mu.
+    W : torch.Tensor of shape (D, K)
+        The loadings.
+    noise : torch.Tensor of shape (D,)
+        The noise variances psi (positive).
+
+    Returns
+    -------
+    torch.Tensor of shape (N,)
+        The log-density of each row, log N(y_n; mean, W W^T + diag(noise)), computed in
+        O(N D K + K^3).
     """
     D = Y.shape[1]
     R = Y - mean
@@ -55,13 +68,29 @@ def low_rank_gaussian_log_prob(Y, mean, W, noise) -> torch.Tensor:
 
 
 def average_log_likelihood(covariance, W, noise) -> torch.Tensor:
-    """Mean log p(y) over data whose maximum-likelihood covariance about ``mean`` is
-    ``covariance`` (S, D x D), from (W, Psi) alone:
+    """Mean log p(y) of data summarized by their covariance, from (W, Psi) alone.
+
+    For data whose maximum-likelihood covariance about the model's mean is S, the mean
+    log-density is
 
         -1/2 [D log 2 pi + log det C + tr(C^{-1} S)],
 
     with tr(C^{-1} S) = tr(Psi^{-1} G S G^T) + tr(B S B^T), B = M^{-1} W^T Psi^{-1}, G = I - W B,
     the row-wise identity above summed over the data (no cancellation).
+
+    Parameters
+    ----------
+    covariance : torch.Tensor of shape (D, D)
+        S, the data's maximum-likelihood covariance (divided by N) about the model's mean.
+    W : torch.Tensor of shape (D, K)
+        The loadings.
+    noise : torch.Tensor of shape (D,)
+        The noise variances psi (positive).
+
+    Returns
+    -------
+    torch.Tensor
+        A scalar: the mean log p(y) per row, in nats.
     """
     D = W.shape[0]
     L, Wp = _precision_factor(W, noise)
@@ -78,8 +107,24 @@ def average_log_likelihood(covariance, W, noise) -> torch.Tensor:
 def linear_gaussian_posterior(Y, mean, W, noise):
     """Exact posterior p(x | y) = N(M^{-1} W^T Psi^{-1} (y - mean), M^{-1}).
 
-    Returns the (N, K) posterior means and the (K,) posterior standard deviations (the posterior
-    covariance M^{-1} is the same for every sample).
+    Parameters
+    ----------
+    Y : torch.Tensor of shape (N, D)
+        The rows.
+    mean : torch.Tensor of shape (D,)
+        The mean mu.
+    W : torch.Tensor of shape (D, K)
+        The loadings.
+    noise : torch.Tensor of shape (D,)
+        The noise variances psi (positive).
+
+    Returns
+    -------
+    means : torch.Tensor of shape (N, K)
+        The posterior means.
+    std : torch.Tensor of shape (K,)
+        The posterior standard deviations, the square roots of the diagonal of M^{-1} (the
+        posterior covariance is the same for every row).
     """
     L, Wp = _precision_factor(W, noise)
     B = (Y - mean) @ Wp
@@ -89,7 +134,22 @@ def linear_gaussian_posterior(Y, mean, W, noise):
 
 
 def gaussian_kl_standard(mu: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, diag var) || N(0, I)) summed over the last dimension (analytic)."""
+    """KL(N(mu, diag var) || N(0, I)) summed over the last dimension (analytic).
+
+    The same function as :func:`lvm.latents.kl_standard`.
+
+    Parameters
+    ----------
+    mu : torch.Tensor of shape (..., K)
+        The means of q.
+    var : torch.Tensor of shape (..., K)
+        The variances of q (positive).
+
+    Returns
+    -------
+    torch.Tensor of shape (...)
+        1/2 sum_k (var_k + mu_k^2 - 1 - log var_k), in nats.
+    """
     from ..latents.prior import kl_standard
 
     return kl_standard(mu, var)

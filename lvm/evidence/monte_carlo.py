@@ -19,10 +19,38 @@ __all__ = ["importance_weighted_log_evidence", "effective_sample_size"]
 
 
 def importance_weighted_log_evidence(log_w: torch.Tensor, dim: int = 0) -> torch.Tensor:
-    """logsumexp(log_w) - log S along ``dim``."""
+    """Importance-weighted estimate of log p(y): logsumexp(log_w) - log S along ``dim``.
+
+    Parameters
+    ----------
+    log_w : torch.Tensor
+        Log importance weights log p(y, x_s) - log q(x_s), S of them along ``dim``.
+    dim : int, default=0
+        The dimension of the S draws.
+
+    Returns
+    -------
+    torch.Tensor
+        ``log_w`` reduced over ``dim``: log (1/S) sum_s w_s.
+    """
     return torch.logsumexp(log_w, dim=dim) - math.log(log_w.shape[dim])
 
 
 def effective_sample_size(log_w: torch.Tensor, dim: int = 0) -> torch.Tensor:
-    """Kish's effective sample size of the normalized weights along ``dim``."""
+    """Compute Kish's effective sample size (sum w)^2 / sum w^2 of the weights along ``dim``.
+
+    Parameters
+    ----------
+    log_w : torch.Tensor
+        Log importance weights, S of them along ``dim`` (computed from logs, so that no weight
+        overflows).
+    dim : int, default=0
+        The dimension of the S draws.
+
+    Returns
+    -------
+    torch.Tensor
+        ``log_w`` reduced over ``dim``: a value between 1 (one draw carries all the weight) and
+        S (equal weights).
+    """
     return torch.exp(2 * torch.logsumexp(log_w, dim) - torch.logsumexp(2 * log_w, dim))

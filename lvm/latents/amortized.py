@@ -20,17 +20,22 @@ __all__ = ["AmortizedLatent"]
 
 
 class AmortizedLatent(nn.Module):
-    """q(x | y) from a network; maps rows of y to (mean, variance), never indexes anything.
+    """Amortized posterior q(x | y) from a network (an encoder).
+
+    Maps rows of y to (mean, variance); it never indexes anything.
 
     Parameters
     ----------
-    net : nn.Module
-        y (n, D) -> (n, 2K) or a pair (mu, log_var) of (n, K) tensors.
+    net : torch.nn.Module
+        Maps y of shape (n, D) to one (n, 2K) tensor (the means, then the log-variances) or to a
+        pair (mu, log_var) of (n, K) tensors.
     n_components : int
         K, used to split a single output.
-    projection : tensor of shape (D, K), optional
-        A fixed linear map the mean is a residual on; ``center`` (D,) is subtracted first.
-    input_loc, input_scale : tensors broadcastable to (D,), optional
+    projection : torch.Tensor of shape (D, K), optional
+        A fixed linear map the mean is a residual on.
+    center : torch.Tensor of shape (D,), optional
+        Subtracted from y before ``projection`` (zeros when omitted).
+    input_loc, input_scale : torch.Tensor broadcastable to (D,), optional
         The network's input is (y - input_loc) / input_scale.
     """
 
@@ -53,7 +58,20 @@ class AmortizedLatent(nn.Module):
             self.projection = None
 
     def encode(self, y: torch.Tensor):
-        """The posterior mean and log-variance, each of shape (n, K)."""
+        """Compute the posterior mean and log-variance of the rows ``y``.
+
+        Parameters
+        ----------
+        y : torch.Tensor of shape (n, D)
+            The rows.
+
+        Returns
+        -------
+        mu : torch.Tensor of shape (n, K)
+            The means.
+        log_var : torch.Tensor of shape (n, K)
+            The log-variances.
+        """
         out = self.net(y if self.input_loc is None else (y - self.input_loc) / self.input_scale)
         K = self.n_components
         if isinstance(out, (tuple, list)):
@@ -81,11 +99,38 @@ class AmortizedLatent(nn.Module):
         return mu, log_var
 
     def forward(self, y: torch.Tensor, rows=None):
-        """(mean, variance) of q(x | y) for the rows ``y``; ``rows`` is ignored."""
+        """Compute the mean and variance of q(x | y) for the rows ``y``.
+
+        Parameters
+        ----------
+        y : torch.Tensor of shape (n, D)
+            The rows.
+        rows : object, optional
+            Ignored (the per-row posteriors take row ids here).
+
+        Returns
+        -------
+        mu : torch.Tensor of shape (n, K)
+            The means.
+        var : torch.Tensor of shape (n, K)
+            The variances.
+        """
         mu, log_var = self.encode(y)
         return mu, torch.exp(log_var)
 
     def kl(self, mu, var) -> torch.Tensor:
+        """KL(q || N(0, I)) per row (:func:`kl_standard`).
+
+        Parameters
+        ----------
+        mu, var : torch.Tensor of shape (n, K)
+            The means and variances of q.
+
+        Returns
+        -------
+        torch.Tensor of shape (n,)
+            The divergences, in nats.
+        """
         return kl_standard(mu, var)
 
     kl_log_var = staticmethod(kl_standard_log_var)

@@ -25,7 +25,17 @@ __all__ = ["PointLatent", "fit_frozen"]
 
 
 class PointLatent(nn.Module):
-    """Free per-row means and variances, variances stored raw behind a ``Positive`` transform."""
+    """Free per-row posteriors q(x_n) = N(mu_n, diag var_n), addressed by row ids.
+
+    The variances are stored raw behind GPyTorch's ``Positive`` transform.
+
+    Parameters
+    ----------
+    mu : torch.Tensor of shape (n_rows, K)
+        The starting means.
+    var : torch.Tensor of shape (n_rows, K)
+        The starting variances (positive).
+    """
 
     def __init__(self, mu: torch.Tensor, var: torch.Tensor):
         super().__init__()
@@ -35,25 +45,61 @@ class PointLatent(nn.Module):
 
     @property
     def var(self) -> torch.Tensor:
+        """The variances, shape (n_rows, K)."""
         return self.constraint.transform(self.raw_var)
 
     @property
     def n_rows(self) -> int:
+        """The number of rows held."""
         return self.mu.shape[0]
 
     def forward(self, y=None, rows=None):
-        """(mean, variance) of q(x_n) for the row ids ``rows`` (all rows when None); ``y`` is
-        ignored."""
+        """Return the mean and variance of q(x_n) for the row ids ``rows``.
+
+        Parameters
+        ----------
+        y : object, optional
+            Ignored (the amortized posterior takes the rows' data here).
+        rows : index, optional
+            Row ids (anything that indexes a tensor); all rows when None.
+
+        Returns
+        -------
+        mu : torch.Tensor of shape (n, K)
+            The means.
+        var : torch.Tensor of shape (n, K)
+            The variances.
+        """
         mu, var = self.mu, self.var
         if rows is not None:
             mu, var = mu[rows], var[rows]
         return mu, var
 
     def kl(self, mu, var) -> torch.Tensor:
+        """KL(q || N(0, I)) per row (:func:`kl_standard`).
+
+        Parameters
+        ----------
+        mu, var : torch.Tensor of shape (n, K)
+            The means and variances of q.
+
+        Returns
+        -------
+        torch.Tensor of shape (n,)
+            The divergences, in nats.
+        """
         return kl_standard(mu, var)
 
     def extend(self, mu: torch.Tensor, var: torch.Tensor) -> None:
-        """Append rows for points seen for the first time (``partial_fit``)."""
+        """Append rows for points seen for the first time (``partial_fit``).
+
+        Parameters
+        ----------
+        mu : torch.Tensor of shape (n_new, K)
+            Their starting means.
+        var : torch.Tensor of shape (n_new, K)
+            Their starting variances.
+        """
         with torch.no_grad():
             self.mu = nn.Parameter(torch.cat([self.mu.detach(), mu]))
             self.raw_var = nn.Parameter(
@@ -62,14 +108,32 @@ class PointLatent(nn.Module):
 
 def fit_frozen(expected_log_lik, y, mu0, var0, *, max_iter: int = 300, learning_rate=0.05,
                steps_per_epoch: int = 50, name: str = "model"):
-    """q(x*) = N(mu, diag var) for new rows ``y`` with the decoder frozen.
+    """Fit q(x*) = N(mu, diag var) for new rows ``y`` with the decoder frozen.
 
     Parameters
     ----------
-    expected_log_lik : callable (y, mu, var) -> (n,)
-        E_{q(x)} log p(y | x) per row (closed form or a Monte Carlo average over fixed draws).
-    y : (n, D) rows.   mu0, var0 : (n, K) the starting q(x*).
-    max_iter : Adam steps (a fixed count, so a row's result does not depend on the others).
+    expected_log_lik : callable
+        ``expected_log_lik(y, mu, var) -> (n,)``: E_{q(x)} log p(y | x) per row (closed form or
+        a Monte Carlo average over fixed draws).
+    y : torch.Tensor of shape (n, D)
+        The rows.
+    mu0, var0 : torch.Tensor of shape (n, K)
+        The starting q(x*).
+    max_iter : int, default=300
+        Adam steps (a fixed count, so a row's result does not depend on the others).
+    learning_rate : float, default=0.05
+        Adam's step size.
+    steps_per_epoch : int, default=50
+        Steps per call of the training loop's epoch (one progress update each).
+    name : str, default="model"
+        The estimator's name, for the training loop's messages.
+
+    Returns
+    -------
+    mu : torch.Tensor of shape (n, K)
+        The fitted means.
+    var : torch.Tensor of shape (n, K)
+        The fitted variances.
     """
     from .._training import train
 

@@ -16,7 +16,29 @@ LIKELIHOODS = {"gaussian": GaussianLikelihood, "bernoulli": BernoulliLikelihood}
 
 
 def get_likelihood(name: str) -> type[Likelihood]:
-    """The likelihood class registered under ``name``."""
+    """Look up the likelihood class registered under ``name`` in :data:`LIKELIHOODS`.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`LIKELIHOODS`, e.g. ``"gaussian"``.
+
+    Returns
+    -------
+    type
+        The :class:`Likelihood` subclass.
+
+    Raises
+    ------
+    ValueError
+        When no likelihood has that name; the message lists the names.
+
+    Examples
+    --------
+    >>> from lvm.likelihoods import get_likelihood
+    >>> get_likelihood("bernoulli").__name__
+    'BernoulliLikelihood'
+    """
     try:
         return LIKELIHOODS[name]
     except KeyError:

@@ -41,7 +41,22 @@ def _gauss_hermite(n: int, like: torch.Tensor):
 
 
 def masked_sum(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Sum over the last dimension of the entries where ``mask`` is True (all without a mask)."""
+    """Sum over the last dimension of the entries where ``mask`` is True (all without a mask).
+
+    Masked entries never enter the arithmetic, so a NaN there does not propagate.
+
+    Parameters
+    ----------
+    values : torch.Tensor of shape (..., D)
+        The values to sum.
+    mask : torch.Tensor of bool of shape (..., D), or None
+        True where an entry counts.
+
+    Returns
+    -------
+    torch.Tensor of shape (...)
+        The sums.
+    """
     if mask is None:
         return values.sum(-1)
     return torch.where(mask, values, values.new_zeros(())).sum(-1)
@@ -58,36 +73,84 @@ class Likelihood(nn.Module):
 
     Subclasses implement ``_log_prob_entries(y, f)`` (elementwise log-density), ``mean``,
     ``sample`` and, where it has a closed form, ``expected_log_prob`` / ``log_marginal``.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        Passed to :class:`torch.nn.Module`; the base class has no parameters of its own.
+
+    Attributes
+    ----------
+    support : str
+        Words for the values the likelihood accepts, used in error messages.
+    location_scale : bool
+        True when y | f is a location-scale family in y (the Gaussian): the data may then be
+        standardized internally, and the evidence shifts by the log-Jacobian.
+    n_points : int
+        Gauss-Hermite nodes for the default integrals.
+    n_parameters : int
+        The number of learned real parameters.
     """
 
-    #: Words for the values the likelihood accepts, used in error messages.
+    # Documented under Attributes in the class docstring.
     support: str = "real numbers"
-    #: True when y | f is a location-scale family in y (the Gaussian): the data may then be
-    #: standardized internally, and the evidence shifts by the log-Jacobian.
     location_scale: bool = False
-    #: Gauss–Hermite nodes for the default integrals.
     n_points: int = 20
 
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_data(cls, Y: torch.Tensor, **preferences) -> "Likelihood":
-        """A likelihood initialized for data ``Y`` (subclasses document their heuristics).
+        """Make a likelihood initialized for data ``Y`` (subclasses document their heuristics).
 
-        ``preferences`` are a family's wishes (``noise="per_feature"``, a starting noise
-        ``fraction``); a likelihood without such parameters ignores them, so a family never needs
-        to know which likelihood it was given."""
+        Parameters
+        ----------
+        Y : torch.Tensor of shape (n_samples, n_features)
+            The training data.
+        **preferences
+            A family's wishes (``noise="per_feature"``, a starting noise ``fraction``); a
+            likelihood without such parameters ignores them, so a family never needs to know
+            which likelihood it was given.
+
+        Returns
+        -------
+        Likelihood
+            A new instance.
+        """
         return cls()
 
     @classmethod
     def check_support(cls, Y: torch.Tensor, mask: torch.Tensor | None = None) -> None:
-        """Raise a ValueError naming the problem when ``Y`` is outside the support."""
+        """Raise a ValueError naming the problem when ``Y`` is outside the support.
+
+        Parameters
+        ----------
+        Y : torch.Tensor of shape (n_samples, n_features)
+            The data.
+        mask : torch.Tensor of bool, optional
+            True where an entry is observed; only those entries are checked.
+        """
 
     # ------------------------------------------------------------------ densities
     def _log_prob_entries(self, y: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def log_prob(self, y, f, mask=None) -> torch.Tensor:
-        """log p(y | f) per row (summed over the last dimension); broadcasts leading dims."""
+        """Log-density log p(y | f) per row, summed over the last dimension.
+
+        Parameters
+        ----------
+        y : torch.Tensor of shape (..., D)
+            The data.
+        f : torch.Tensor of shape (..., D)
+            The decoder output; leading dimensions broadcast against ``y``.
+        mask : torch.Tensor of bool, optional
+            True where an entry of ``y`` is observed; the others contribute nothing.
+
+        Returns
+        -------
+        torch.Tensor of shape (...)
+            The log-density of each row, in nats.
+        """
         return masked_sum(self._log_prob_entries(_fill(y, mask), f), mask)
 
     def _nodes(self, mean, var):
@@ -98,36 +161,120 @@ class Likelihood(nn.Module):
         return mean + torch.sqrt(2.0 * var) * t.view(shape), w.view(shape)
 
     def expected_log_prob(self, y, mean, var, mask=None) -> torch.Tensor:
-        """E_{f ~ N(mean, var)} log p(y | f) per row, by Gauss–Hermite quadrature."""
+        """Expected log-density E_{f ~ N(mean, var)} log p(y | f) per row.
+
+        By Gauss-Hermite quadrature with :attr:`n_points` nodes unless the subclass has a
+        closed form.
+
+        Parameters
+        ----------
+        y : torch.Tensor of shape (..., D)
+            The data.
+        mean, var : torch.Tensor of shape (..., D)
+            The Gaussian belief about the decoder output, per entry.
+        mask : torch.Tensor of bool, optional
+            True where an entry of ``y`` is observed.
+
+        Returns
+        -------
+        torch.Tensor of shape (...)
+            The expectation per row, in nats.
+        """
         f, w = self._nodes(mean, var)
         values = (self._log_prob_entries(_fill(y, mask), f) * w).sum(0)
         return masked_sum(values, mask)
 
     def log_marginal(self, y, mean, var, mask=None) -> torch.Tensor:
-        """log E_{f ~ N(mean, var)} p(y | f) per row (per entry, then summed), by quadrature."""
+        """Log marginal density log E_{f ~ N(mean, var)} p(y | f) per row.
+
+        Per entry, then summed over entries; by Gauss-Hermite quadrature unless the subclass
+        has a closed form.
+
+        Parameters
+        ----------
+        y : torch.Tensor of shape (..., D)
+            The data.
+        mean, var : torch.Tensor of shape (..., D)
+            The Gaussian belief about the decoder output, per entry.
+        mask : torch.Tensor of bool, optional
+            True where an entry of ``y`` is observed.
+
+        Returns
+        -------
+        torch.Tensor of shape (...)
+            The log marginal density per row, in nats.
+        """
         f, w = self._nodes(mean, var)
         values = torch.logsumexp(self._log_prob_entries(_fill(y, mask), f) + torch.log(w), 0)
         return masked_sum(values, mask)
 
     # ------------------------------------------------------------------ predictions
     def mean(self, f: torch.Tensor) -> torch.Tensor:
-        """E[y | f]."""
+        """Mean of y given the decoder output, E[y | f].
+
+        Parameters
+        ----------
+        f : torch.Tensor
+            The decoder output.
+
+        Returns
+        -------
+        torch.Tensor
+            E[y | f], of the shape of ``f``.
+        """
         raise NotImplementedError
 
     def marginal_mean(self, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
-        """E[y] when f ~ N(mean, var), by quadrature."""
+        """Mean of y when f ~ N(mean, var), by quadrature unless closed form.
+
+        Parameters
+        ----------
+        mean, var : torch.Tensor
+            The Gaussian belief about the decoder output, per entry.
+
+        Returns
+        -------
+        torch.Tensor
+            E[y], of the shape of ``mean``.
+        """
         f, w = self._nodes(mean, var)
         return (self.mean(f) * w).sum(0)
 
     def inverse_mean(self, mean: torch.Tensor) -> torch.Tensor:
-        """The decoder output f whose E[y | f] is ``mean`` (used to start a decoder at the data
-        mean)."""
+        """Find the decoder output f whose E[y | f] is ``mean``.
+
+        Used to start a decoder at the data mean.
+
+        Parameters
+        ----------
+        mean : torch.Tensor
+            A mean of y.
+
+        Returns
+        -------
+        torch.Tensor
+            The decoder output f, of the shape of ``mean``.
+        """
         raise NotImplementedError
 
     def sample(self, f: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """A draw of y | f."""
+        """Draw y from p(y | f).
+
+        Parameters
+        ----------
+        f : torch.Tensor
+            The decoder output.
+        generator : torch.Generator, optional
+            The source of randomness.
+
+        Returns
+        -------
+        torch.Tensor
+            One draw per entry of ``f``.
+        """
         raise NotImplementedError
 
     @property
     def n_parameters(self) -> int:
+        """The number of learned real parameters."""
         return sum(p.numel() for p in self.parameters())

@@ -11,16 +11,31 @@ __all__ = ["BernoulliLikelihood"]
 
 
 class BernoulliLikelihood(Likelihood):
-    """y | f ~ Bernoulli(sigmoid(f)) per feature, for binary or [0, 1]-valued data.
+    """Bernoulli likelihood y | f ~ Bernoulli(sigmoid(f)) per feature, f the logits.
 
-    For y strictly inside (0, 1) this is the continuous "cross-entropy" likelihood the VAE
-    literature uses; it is a normalized density only for binary y.
+    For binary or [0, 1]-valued data. For y strictly inside (0, 1) this is the continuous
+    "cross-entropy" likelihood the VAE literature uses; it is a normalized density only for
+    binary y.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        Passed to :class:`torch.nn.Module`; the likelihood has no parameters of its own.
     """
 
     support = "values in [0, 1]"
 
     @classmethod
     def check_support(cls, Y, mask=None):
+        """Raise a ValueError when an observed entry of ``Y`` is outside [0, 1].
+
+        Parameters
+        ----------
+        Y : torch.Tensor of shape (n_samples, n_features)
+            The data.
+        mask : torch.Tensor of bool, optional
+            True where an entry is observed; only those entries are checked.
+        """
         values = Y if mask is None else Y[mask]
         if values.numel() == 0:
             return
@@ -37,12 +52,50 @@ class BernoulliLikelihood(Likelihood):
         return -F.binary_cross_entropy_with_logits(f, y, reduction="none")
 
     def mean(self, f):
+        """Return E[y | f] = sigmoid(f).
+
+        Parameters
+        ----------
+        f : torch.Tensor
+            The logits.
+
+        Returns
+        -------
+        torch.Tensor
+            The probabilities, of the shape of ``f``.
+        """
         return torch.sigmoid(f)
 
     def inverse_mean(self, mean):
+        """Return the logits of ``mean``, clamped to [1e-3, 1 - 1e-3] first.
+
+        Parameters
+        ----------
+        mean : torch.Tensor
+            Probabilities.
+
+        Returns
+        -------
+        torch.Tensor
+            The logits of ``mean``, finite.
+        """
         # A feature that is 0 (or 1) in every row would need an infinite logit; 1e-3 keeps the
         # start finite and within 0.1% of the data mean.
         return torch.logit(mean.clamp(1e-3, 1 - 1e-3))
 
     def sample(self, f, generator=None):
+        """Draw y ~ Bernoulli(sigmoid(f)).
+
+        Parameters
+        ----------
+        f : torch.Tensor
+            The logits.
+        generator : torch.Generator, optional
+            The source of randomness.
+
+        Returns
+        -------
+        torch.Tensor
+            Zeros and ones, of the shape of ``f``.
+        """
         return torch.bernoulli(torch.sigmoid(f), generator=generator)

@@ -28,16 +28,18 @@ def _inverse_softplus(v: torch.Tensor) -> torch.Tensor:
 
 
 class GaussianLikelihood(Likelihood):
-    """y | f ~ N(f, diag(noise)); ``noise`` learned, one value (``n_noise=1``) or one per feature.
+    """Gaussian likelihood y | f ~ N(f, diag(noise)), the noise learned.
 
-    The variance is stored raw with a softplus transform and a floor, ``noise = softplus(raw_noise)
-    + min_noise``, so it stays positive whatever the optimizer does.
+    One variance shared by all features (``n_noise=1``) or one per feature. The variance is
+    stored raw with a softplus transform and a floor, ``noise = softplus(raw_noise) + min_noise``,
+    so it stays positive whatever the optimizer does.
 
     Parameters
     ----------
     n_noise : int, default=1
         1 for one variance shared by all features, n_features for one each.
     initial_noise : float or tensor, default=1.0
+        The starting noise variance (one value, or one per feature).
     min_noise : float, default=1e-6
         The floor; :meth:`from_data` sets it relative to the data's variance.
     """
@@ -65,11 +67,31 @@ class GaussianLikelihood(Likelihood):
     @classmethod
     def from_data(cls, Y, noise: str = "shared", fraction: float = 1.0, floor: float = 1e-6,
                   **ignored):
-        """Start the noise at ``fraction`` of the data's variance (its mean over features for
-        ``noise="shared"``): the decoder starts at the data mean and explains nothing, so all
-        of the variance is noise. The floor is ``floor`` times the mean variance (relative, so the
-        same in any units); a starting value is at least 1e-3 of the mean variance, so that a
-        constant feature does not start on the floor."""
+        """Make a likelihood whose noise starts at ``fraction`` of the data's variance.
+
+        The decoder starts at the data mean and explains nothing, so all of the variance is
+        noise (its mean over features for ``noise="shared"``). The floor is ``floor`` times the
+        mean variance (relative, so the same in any units); a starting value is at least 1e-3
+        of the mean variance, so that a constant feature does not start on the floor.
+
+        Parameters
+        ----------
+        Y : torch.Tensor of shape (n_samples, n_features)
+            The training data.
+        noise : {"shared", "per_feature"}, default="shared"
+            One noise variance, or one per feature.
+        fraction : float, default=1.0
+            The starting variance as a fraction of the data's.
+        floor : float, default=1e-6
+            The floor under the variance, relative to the data's mean variance.
+        **ignored
+            Other families' preferences (see :meth:`Likelihood.from_data`).
+
+        Returns
+        -------
+        GaussianLikelihood
+            A new instance.
+        """
         var = Y.var(0, correction=0).to(torch.float64) if Y.shape[0] > 1 else \
             torch.ones(Y.shape[1], dtype=torch.float64, device=Y.device)
         scale = max(float(var.mean()), 1e-300)
@@ -88,6 +110,22 @@ class GaussianLikelihood(Likelihood):
         return -0.5 * ((y - f) ** 2 / noise + torch.log(noise) + _LOG_2PI)
 
     def log_prob(self, y, f, mask=None):
+        """Log-density log N(y; f, diag(noise)) per row (see :meth:`Likelihood.log_prob`).
+
+        Parameters
+        ----------
+        y : torch.Tensor of shape (..., D)
+            The data.
+        f : torch.Tensor of shape (..., D)
+            The mean; leading dimensions broadcast against ``y``.
+        mask : torch.Tensor of bool, optional
+            True where an entry of ``y`` is observed.
+
+        Returns
+        -------
+        torch.Tensor of shape (...)
+            The log-density of each row, in nats.
+        """
         if mask is not None:
             return super().log_prob(y, f, mask)
         # The hot path of every Gaussian decoder: one fused reduction, log det counted once.
@@ -97,26 +135,108 @@ class GaussianLikelihood(Likelihood):
         return -0.5 * (((y - f) ** 2 / noise).sum(-1) + log_det + D * _LOG_2PI)
 
     def expected_log_prob(self, y, mean, var, mask=None):
+        """Expected log-density per row, in closed form (see the module docstring).
+
+        Parameters
+        ----------
+        y : torch.Tensor of shape (..., D)
+            The data.
+        mean, var : torch.Tensor of shape (..., D)
+            The Gaussian belief about f, per entry.
+        mask : torch.Tensor of bool, optional
+            True where an entry of ``y`` is observed.
+
+        Returns
+        -------
+        torch.Tensor of shape (...)
+            E_f log N(y; f, noise) per row, in nats.
+        """
         noise = self.noise
         y = _fill(y, mask)
         values = -0.5 * (_LOG_2PI + torch.log(noise) + ((y - mean) ** 2 + var) / noise)
         return masked_sum(values, mask)
 
     def log_marginal(self, y, mean, var, mask=None):
+        """Log marginal density per row, in closed form: log N(y; mean, var + noise).
+
+        Parameters
+        ----------
+        y : torch.Tensor of shape (..., D)
+            The data.
+        mean, var : torch.Tensor of shape (..., D)
+            The Gaussian belief about f, per entry.
+        mask : torch.Tensor of bool, optional
+            True where an entry of ``y`` is observed.
+
+        Returns
+        -------
+        torch.Tensor of shape (...)
+            The log marginal density per row, in nats.
+        """
         total = var + self.noise
         y = _fill(y, mask)
         values = -0.5 * (_LOG_2PI + torch.log(total) + (y - mean) ** 2 / total)
         return masked_sum(values, mask)
 
     def mean(self, f):
+        """Return E[y | f] = f.
+
+        Parameters
+        ----------
+        f : torch.Tensor
+            The decoder output.
+
+        Returns
+        -------
+        torch.Tensor
+            ``f`` itself.
+        """
         return f
 
     def marginal_mean(self, mean, var):
+        """Return E[y] = mean when f ~ N(mean, var).
+
+        Parameters
+        ----------
+        mean, var : torch.Tensor
+            The Gaussian belief about f.
+
+        Returns
+        -------
+        torch.Tensor
+            ``mean`` itself.
+        """
         return mean
 
     def inverse_mean(self, mean):
+        """Return the f whose E[y | f] is ``mean``: ``mean`` itself.
+
+        Parameters
+        ----------
+        mean : torch.Tensor
+            A mean of y.
+
+        Returns
+        -------
+        torch.Tensor
+            ``mean`` itself.
+        """
         return mean
 
     def sample(self, f, generator=None):
+        """Draw y = f + sqrt(noise) * eps, eps ~ N(0, I).
+
+        Parameters
+        ----------
+        f : torch.Tensor
+            The decoder output (the mean).
+        generator : torch.Generator, optional
+            The source of randomness.
+
+        Returns
+        -------
+        torch.Tensor
+            One draw per entry of ``f``.
+        """
         eps = torch.randn(f.shape, generator=generator, device=f.device, dtype=f.dtype)
         return f + eps * torch.sqrt(self.noise)
