@@ -1,4 +1,4 @@
-"""Compare decoder families by their evidence on the same split of the same data.
+r"""Compare decoder families by their evidence on the same split of the same data.
 
 **Integer data.** A continuous density on discrete values (pixel counts) is not a probability: it
 can be made arbitrarily large by a model that concentrates on the integers, and two families'

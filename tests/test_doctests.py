@@ -13,10 +13,7 @@ import pytest
 import lvm
 
 #: Doctests known to be wrong, with the fix they need; strict, so a fixed one fails until removed.
-PENDING = {
-    "lvm.linear.ppca.PPCA": "expects -3.7; make_ppca(500, 10, 2, noise=0.1, random_state=0) gives "
-                            "-6.7 (noise is a variance): fix the number in lvm/linear/ppca.py",
-}
+PENDING: dict = {}
 
 
 def _doctests():

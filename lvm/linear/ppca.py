@@ -97,7 +97,7 @@ class PPCA(LinearGaussianModel):
     >>> data = lvm.datasets.make_ppca(500, 10, 2, noise=0.1, random_state=0)
     >>> model = lvm.PPCA(n_components=2).fit(data.Y)
     >>> round(model.score(data.Y), 1)  # exact log p(y) per sample, nats
-    -3.7
+    -6.7
     """
 
     _parameter_constraints: dict = {
