@@ -403,13 +403,14 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         Parameters
         ----------
         Y : array-like or torch.Tensor of shape (n_samples, n_features)
-            Training data.
-        y : Ignored
-            Not used, present for API consistency.
+            Training data (NaN marks a missing entry for families that model them).
+        y : None
+            Ignored; present for scikit-learn's API.
 
         Returns
         -------
-        self
+        object
+            The fitted estimator.
         """
         self._reset()
         with self._fitting():
@@ -456,13 +457,16 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         Parameters
         ----------
         Y : array-like or torch.Tensor of shape (n_samples, n_features)
+            The rows to embed.
         return_std : bool, default=False
             Also return the posterior standard deviation of each latent coordinate.
 
         Returns
         -------
         X : ndarray or Tensor of shape (n_samples, n_components)
-        X_std : ndarray or Tensor of shape (n_samples, n_components), only if ``return_std``
+            The posterior means.
+        X_std : ndarray or Tensor of shape (n_samples, n_components)
+            The posterior standard deviations (only with ``return_std``).
         """
         check_is_fitted(self)
         with self._threads(Y):
@@ -474,7 +478,18 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         return self._output(mean, Y)
 
     def inverse_transform(self, X):
-        """Decoder mean E[y | x] for latent coordinates ``X`` of shape (n_samples, n_components)."""
+        """Decoder mean E[y | x] of latent coordinates, in the data's units.
+
+        Parameters
+        ----------
+        X : array-like or torch.Tensor of shape (n_samples, n_components)
+            Latent coordinates.
+
+        Returns
+        -------
+        ndarray or Tensor of shape (n_samples, n_features)
+            E[y | x] for each row of ``X``.
+        """
         check_is_fitted(self)
         Xt = self._validate_X(X)
         with torch.no_grad():
@@ -500,7 +515,18 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         """Log evidence log p(y) of each sample, in nats.
 
         Whether this is exact, a lower bound or an importance-weighted estimate is given by the
-        estimator's ``evidence_kind``.
+        estimator's ``evidence_kind``; for a row with missing entries it is that of the observed
+        entries.
+
+        Parameters
+        ----------
+        Y : array-like or torch.Tensor of shape (n_samples, n_features)
+            The rows to score.
+
+        Returns
+        -------
+        ndarray or Tensor of shape (n_samples,)
+            The log evidence of each row, in nats of the data as passed.
         """
         return self._output(self._score_values(Y), Y)
 
@@ -509,15 +535,38 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
 
         Under torch.distributed each rank passes its own rows and every rank gets the mean over
         the rows of all ranks (all ranks must call it together).
+
+        Parameters
+        ----------
+        Y : array-like or torch.Tensor of shape (n_samples, n_features)
+            The rows to score.
+        y : None
+            Ignored; present for scikit-learn's API.
+
+        Returns
+        -------
+        float
+            The mean of :meth:`score_samples`, in nats per row.
         """
         return float(dist.global_mean(self._score_values(Y)))
 
     def sample(self, n_samples: int = 1, random_state=None):
-        """Draw ``n_samples`` new observations from the fitted generative model: x from the prior
-        N(0, I), the decoder output f at x, then y from the likelihood p(y | f).
+        """Draw new observations from the fitted generative model.
 
-        Returns a numpy array (in the dtype of the data seen at fit); ``random_state`` seeds the
-        draw (the estimator's own generator continues its stream when it is None).
+        x is drawn from the prior N(0, I), then the decoder output f at x, then y from the
+        likelihood p(y | f).
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            How many rows to draw.
+        random_state : int, RandomState or None, default=None
+            Seeds the draw; None continues the estimator's own generator.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+            The draws, in the data's units and the dtype of the data seen at fit.
         """
         check_is_fitted(self)
         n = check_positive_int(n_samples, "n_samples")

@@ -130,6 +130,8 @@ def compare(models, Y=None, *, Y_train=None, Y_test=None, test_size=0.2, standar
         Split into train and held-out parts by ``test_size`` and ``random_state``.
     Y_train, Y_test : array-like, optional
         An explicit split instead of ``Y``.
+    test_size : float or int, default=0.2
+        The held-out fraction (or number of rows) when ``Y`` is split.
     standardize : bool, default=False
         Standardize every feature with the training mean and standard deviation before fitting
         (decided once, the same for every model). The reported log p(y) is then that of the data
@@ -151,7 +153,8 @@ def compare(models, Y=None, *, Y_train=None, Y_test=None, test_size=0.2, standar
 
     Returns
     -------
-    ComparisonTable (a list of dict records that prints as a table), or a DataFrame.
+    ComparisonTable or pandas.DataFrame
+        One record per model (a list of dicts that prints as a table), or a DataFrame.
     """
     from sklearn.model_selection import train_test_split
 

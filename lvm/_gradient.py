@@ -392,6 +392,7 @@ class GradientLatentModel(LatentVariableModel):
         Parameters
         ----------
         Y : array-like or torch.Tensor of shape (n_samples, n_features)
+            The rows to evaluate.
         method : {"elbo", "iwae", "prior"}, default="iwae"
             ``"elbo"``: the evidence lower bound (the expected log-likelihood averaged over the
             draws, minus the closed-form KL). ``"iwae"``: the importance-weighted estimate with
@@ -433,13 +434,42 @@ class GradientLatentModel(LatentVariableModel):
         return values.to(torch.float64) + self._log_jacobian
 
     def elbo_samples(self, Y, n_samples: int = 16):
-        """The ELBO of each sample, in nats: ``n_samples`` reparameterized draws of the expected
-        log-likelihood minus the closed-form KL. Deterministic (draws keyed at fit)."""
+        """The evidence lower bound of each sample, in nats.
+
+        ``n_samples`` reparameterized draws of the expected log-likelihood, minus the closed-form
+        KL; deterministic (the draws are keyed at fit).
+
+        Parameters
+        ----------
+        Y : array-like or torch.Tensor of shape (n_samples, n_features)
+            The rows to evaluate.
+        n_samples : int, default=16
+            Draws per row.
+
+        Returns
+        -------
+        ndarray or Tensor of shape (n_samples,)
+            The ELBO of each row.
+        """
         return self._output(self._elbo_values(Y, n_samples), Y)
 
     def elbo(self, Y, n_samples: int = 16) -> float:
-        """The mean ELBO per sample, in nats (see :meth:`elbo_samples`); under torch.distributed
-        the mean over the rows of all ranks."""
+        """The mean evidence lower bound per sample, in nats (see :meth:`elbo_samples`).
+
+        Under torch.distributed, the mean over the rows of all ranks.
+
+        Parameters
+        ----------
+        Y : array-like or torch.Tensor of shape (n_samples, n_features)
+            The rows to evaluate.
+        n_samples : int, default=16
+            Draws per row.
+
+        Returns
+        -------
+        float
+            The mean ELBO per row.
+        """
         return float(dist.global_mean(self._elbo_values(Y, n_samples)))
 
     # ------------------------------------------------------------------ facts

@@ -64,7 +64,20 @@ class LatentImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return clone(self.estimator)
 
     def fit(self, X, y=None):
-        """Fit the model to ``X`` (NaN marks missing entries)."""
+        """Fit the model to ``X``, in which NaN marks missing entries.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The data with missing values.
+        y : None
+            Ignored; present for scikit-learn's API.
+
+        Returns
+        -------
+        object
+            The fitted imputer.
+        """
         model = self._model()
         if not model.__sklearn_tags__().input_tags.allow_nan:
             raise ValueError(f"{type(model).__name__} does not model missing values; choose an "
@@ -76,7 +89,18 @@ class LatentImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X):
-        """``X`` with every NaN replaced by E[y_m | y_o] (or a draw from p(y_m | y_o))."""
+        """Fill every NaN with E[y_m | y_o] under the model (or a draw from p(y_m | y_o)).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The data with missing values.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+            ``X`` with its missing entries filled; observed entries unchanged.
+        """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan",
                           dtype=[np.float64, np.float32])

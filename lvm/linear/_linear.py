@@ -69,6 +69,19 @@ class LinearGaussianModel(LatentVariableModel):
         Under an initialized ``torch.distributed`` process group each rank passes its own rows
         and every rank ends with the model of the union of the shards (the statistics are
         all-reduced).
+
+        Parameters
+        ----------
+        Y : array-like, torch.Tensor, numpy.memmap or path of an .npy file
+            Training data of shape (n_samples, n_features); NaN marks a missing entry (in memory
+            only: a streamed fit needs complete rows).
+        y : None
+            Ignored; present for scikit-learn's API.
+
+        Returns
+        -------
+        object
+            The fitted estimator.
         """
         if isinstance(Y, (str, os.PathLike)) or isinstance(Y, np.memmap):
             return self._fit_streaming(Y)
@@ -141,6 +154,18 @@ class LinearGaussianModel(LatentVariableModel):
         update (no raw sums of squares), so after any sequence of chunks the model equals
         :meth:`fit` on their concatenation. Under torch.distributed each call merges the chunk
         statistics of all ranks. After :meth:`fit`, ``partial_fit`` continues from the fitted rows.
+
+        Parameters
+        ----------
+        Y : array-like or torch.Tensor of shape (n_samples, n_features)
+            A chunk of complete rows.
+        y : None
+            Ignored; present for scikit-learn's API.
+
+        Returns
+        -------
+        object
+            The updated estimator.
         """
         def chunk(Z, first):
             if not first and self._stats is None:
@@ -218,7 +243,13 @@ class LinearGaussianModel(LatentVariableModel):
         return D * K + D + self._n_noise_parameters(D)
 
     def get_covariance(self) -> np.ndarray:
-        """The model covariance C = W W^T + Psi of p(y), shape (n_features, n_features)."""
+        """The model covariance C = W W^T + Psi of p(y), in the data's units.
+
+        Returns
+        -------
+        ndarray of shape (n_features, n_features)
+            The covariance.
+        """
         from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(self)
