@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import copy
 import numbers
+import warnings
 
+import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
 
 from .. import _distributed as dist
 from .._gradient import GradientLatentModel, TrainingPlan
@@ -14,7 +17,7 @@ from .._stats import location_and_scale
 from ..evidence import EvidenceEstimate
 from ..latents import AmortizedLatent
 from ..likelihoods import LIKELIHOODS, GaussianLikelihood
-from .networks import ACTIVATIONS, VAEModule, build_decoder, build_encoder
+from .networks import ACTIVATIONS, VAEModule, build_decoder, build_encoder, start_at_affine
 
 __all__ = ["VAE", "EvidenceEstimate"]
 
@@ -63,6 +66,20 @@ class VAE(GradientLatentModel):
         ``"bernoulli"`` needs data in [0, 1] (binary, or intensities scaled to [0, 1]).
     noise : {"shared", "per_feature"}, default="shared"
         The Gaussian noise variance: one sigma^2 for all features, or one per feature.
+    init : {"linear", "random"}, default="linear"
+        Where training starts. ``"linear"`` (the nested start): both networks get an affine path
+        beside the MLP, f(x) = W x + mu + g(x) and mu(y) = A (y - mu) + h(y),
+        log sigma^2(y) = c + k(y), with W, mu and the noise at the maximum-likelihood linear model
+        of the training rows (:class:`lvm.PPCA` for ``noise="shared"``,
+        :class:`lvm.FactorAnalysis` for ``"per_feature"``), A and c at its exact posterior (W
+        rotated so that the posterior covariance is diagonal), and the last layers of g, h and k at
+        zero: at step 0 the model *is* the linear model, its ELBO equals the linear model's exact
+        evidence, and the networks grow from there. With ``hidden_sizes=()`` the networks are the
+        affine maps alone. It applies to the Gaussian likelihood with lvm's own networks; with
+        another likelihood (no closed-form linear model) or a custom ``encoder`` or ``decoder``
+        (used as given, never wrapped) both networks start as with ``"random"``.
+        ``"random"``: plain MLPs from ``random_state``, the decoder's output bias at the data mean
+        and the noise at the data's variance.
     encoder : torch.nn.Module, default=None
         A custom encoder instead of the MLP, mapping y of shape (n, D) to one (n, 2K) tensor (means,
         then log-variances) or to a pair ``(mu, log_var)`` of (n, K) tensors. It is copied at fit.
@@ -166,6 +183,7 @@ class VAE(GradientLatentModel):
         "activation": [StrOptions(set(ACTIVATIONS))],
         "likelihood": [StrOptions(LIKELIHOODS.keys())],  # live: a registered likelihood is valid
         "noise": [StrOptions({"shared", "per_feature"})],
+        "init": [StrOptions({"linear", "random"})],
         "encoder": [torch.nn.Module, None],
         "decoder": [torch.nn.Module, None],
         "batch_size": [positive_int()],
@@ -177,7 +195,8 @@ class VAE(GradientLatentModel):
     }
 
     def __init__(self, n_components=2, *, hidden_sizes=(256, 256), activation="relu",
-                 likelihood="gaussian", noise="shared", encoder=None, decoder=None, batch_size=128,
+                 likelihood="gaussian", noise="shared", init="linear", encoder=None, decoder=None,
+                 batch_size=128,
                  max_epochs=100, learning_rate=1e-3, validation_fraction=0.1, patience=10, tol=None,
                  n_importance_samples=256, device="auto", dtype=None, random_state=None,
                  verbose=False):
@@ -186,6 +205,7 @@ class VAE(GradientLatentModel):
         self.activation = activation
         self.likelihood = likelihood
         self.noise = noise
+        self.init = init
         self.encoder = encoder
         self.decoder = decoder
         self.batch_size = batch_size
@@ -218,24 +238,26 @@ class VAE(GradientLatentModel):
                             patience=int(self.patience))
 
     def _build(self, Z: torch.Tensor) -> VAEModule:
-        """The networks and likelihood, initialized from ``random_state`` alone."""
+        """The networks and likelihood: at the linear model's optimum (see ``init``) or from
+        ``random_state`` alone."""
         D, K = Z.shape[1], int(self.n_components)
         likelihood_class = LIKELIHOODS[self.likelihood]
+        nested = self._nested_start(Z)
         # The networks are built on the CPU (then moved), so only the CPU RNG needs forking.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self._new_seed())
             hidden = tuple(int(h) for h in self.hidden_sizes)
-            encoder = (build_encoder(D, K, hidden, self.activation) if self.encoder is None
-                       else copy.deepcopy(self.encoder))
+            encoder = (build_encoder(D, K, hidden, self.activation, affine=nested)
+                       if self.encoder is None else copy.deepcopy(self.encoder))
+            likelihood = likelihood_class.from_data(Z, noise=self.noise)
             if self.decoder is None:
-                decoder = build_decoder(K, D, hidden, self.activation)
-                likelihood = likelihood_class.from_data(Z, noise=self.noise)
-                last = [m for m in decoder.modules() if isinstance(m, torch.nn.Linear)][-1]
-                with torch.no_grad():  # start the decoder at the data mean
-                    last.bias.copy_(likelihood.inverse_mean(Z.mean(0)).to(last.bias).cpu())
+                decoder = build_decoder(K, D, hidden, self.activation, affine=nested)
+                if not nested:
+                    last = [m for m in decoder.modules() if isinstance(m, torch.nn.Linear)][-1]
+                    with torch.no_grad():  # start the decoder at the data mean
+                        last.bias.copy_(likelihood.inverse_mean(Z.mean(0)).to(last.bias).cpu())
             else:
                 decoder = copy.deepcopy(self.decoder)
-                likelihood = likelihood_class.from_data(Z, noise=self.noise)
         if likelihood.location_scale:  # the data are standardized already
             latent = AmortizedLatent(encoder, K)
         else:  # counts, intensities: the encoder still sees unit-scale input
@@ -243,8 +265,35 @@ class VAE(GradientLatentModel):
             latent = AmortizedLatent(encoder, K, input_loc=loc, input_scale=scale)
         module = VAEModule(latent, decoder, likelihood, K).to(device=self._device,
                                                                dtype=self._dtype)
+        if nested:
+            self._start_at_linear_model(module, Z)
         dist.broadcast_module(module)  # every rank starts from rank 0's weights
         return module
+
+    def _nested_start(self, Z) -> bool:
+        """Whether this fit starts at the linear model (``init="linear"``, lvm's own networks, a
+        Gaussian likelihood and at least two training rows to fit the linear model to)."""
+        return (self.init == "linear" and self.encoder is None and self.decoder is None
+                and issubclass(LIKELIHOODS[self.likelihood], GaussianLikelihood)
+                and dist.min_int(Z.shape[0]) >= 2)
+
+    def _start_at_linear_model(self, module: VAEModule, Z) -> None:
+        """Set the decoder's affine path and the noise to the linear-Gaussian model's maximum
+        likelihood (PPCA for shared noise, Factor Analysis for per-feature noise) on the rows ``Z``,
+        the encoder's to its exact posterior, and both networks' residuals to zero."""
+        W, mean, noise = _linear_model(Z, int(self.n_components), self.noise, self._device)
+        likelihood = module.likelihood
+        with torch.no_grad():
+            floor = likelihood.floor.to(torch.float64)
+            target = (noise if self.noise == "per_feature" else noise[:1]) - floor
+            target = target.clamp_min(1e-3 * floor)  # as the likelihood's own start does
+            likelihood.raw_noise.copy_(_inverse_softplus(target).to(likelihood.raw_noise))
+            # The posterior of the model as stored (its noise may have met the floor).
+            noise = likelihood.noise.to(torch.float64).expand(Z.shape[1])
+        W, A, log_var = _diagonal_posterior(W, noise)
+        start_at_affine(module.decoder, W, mean)
+        start_at_affine(module.encoder, torch.cat([A, torch.zeros_like(A)]),
+                        torch.cat([-A @ mean, log_var]))
 
     @property
     def module_(self) -> VAEModule:
@@ -306,3 +355,47 @@ class VAE(GradientLatentModel):
         self
         """
         return self._partial_fit(Y, self._partial_fit_chunk)
+
+
+def _inverse_softplus(v: torch.Tensor) -> torch.Tensor:
+    return v + torch.log(-torch.expm1(-v))
+
+
+def _linear_model(Z, n_components: int, noise: str, device):
+    """(W (D, K), mean (D,), noise (D,)) in float64: the maximum-likelihood linear-Gaussian model
+    of the rows ``Z`` (:class:`lvm.PPCA` for ``noise="shared"``, :class:`lvm.FactorAnalysis` for
+    ``"per_feature"``), in the units of ``Z``. Under torch.distributed, of all ranks' rows."""
+    from .. import settings
+    from ..linear import PPCA, FactorAnalysis
+
+    cls = FactorAnalysis if noise == "per_feature" else PPCA
+    linear = cls(n_components, device=device, dtype="float64")
+    with warnings.catch_warnings(), settings.on_epoch(None):
+        # EM stopped by its budget still gives a linear model and its exact posterior to start
+        # from; the VAE's own training goes on from there.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        linear.fit(Z.detach().to(torch.float64))
+    D = Z.shape[1]
+    as_tensor = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64),  # noqa: E731
+                                          device=Z.device)
+    return (as_tensor(linear.components_).T, as_tensor(linear.mean_),
+            as_tensor(linear.noise_variance_).expand(D).clone())
+
+
+def _diagonal_posterior(W, noise):
+    r"""Rotate W so that the exact posterior of y = W x + mu + e, e ~ N(0, diag(noise)), has a
+    diagonal covariance, and return (W R, A, log_var) with the posterior
+    N(A (y - mu), diag(exp(log_var))).
+
+    The model is invariant to x -> R^T x for orthogonal R (p(y) depends on W W^T only). With
+    W^T Psi^{-1} W = R diag(lambda) R^T, the rotated W' = W R has W'^T Psi^{-1} W' = diag(lambda),
+    so M = I + diag(lambda), the posterior covariance is M^{-1} = diag(1 / (1 + lambda)) and the
+    posterior mean is M^{-1} W'^T Psi^{-1} (y - mu). The components come in decreasing lambda.
+    (PPCA's W has orthogonal columns, so for it R only orders them.)
+    """
+    Wp = W / noise.unsqueeze(-1)
+    lam, R = torch.linalg.eigh(W.T @ Wp)
+    lam, R = lam.flip(0).clamp_min(0.0), R.flip(1)
+    W = W @ R
+    A = (W / noise.unsqueeze(-1)).T / (1.0 + lam).unsqueeze(-1)
+    return W, A, -torch.log1p(lam)

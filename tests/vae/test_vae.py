@@ -72,13 +72,18 @@ def reference_iwae(encode, decode, noise, Y, S=100, seed=0):
 
 
 def lvm_iwae(model, Y, S=100, seed=0):
-    def encode(y):
-        h = model.encoder_(y)
+    """The reference IWAE of a fitted lvm.VAE from its public parts alone: its networks work in
+    z = (y - location_) / scale_, so log p(y) = log p(z) - D log scale_."""
+    def encode(z):
+        h = model.encoder_(z)
         K = model.n_components_
         return h[:, :K], h[:, K:].exp()
 
-    noise = torch.as_tensor(model.noise_variance_, dtype=torch.float32)
-    return reference_iwae(encode, model.decoder_, noise, Y, S, seed)
+    Z = (np.asarray(Y, dtype=np.float64) - model.location_) / model.scale_
+    noise = torch.as_tensor(np.asarray(model.noise_variance_) / model.scale_**2,
+                            dtype=torch.float32)
+    log_jacobian = -Z.shape[1] * math.log(model.scale_)
+    return reference_iwae(encode, model.decoder_, noise, Z, S, seed) + log_jacobian
 
 
 # ----------------------------------------------------------------------------- 1. linear VAE
