@@ -198,7 +198,8 @@ class VAE(GradientLatentModel):
     --------
     >>> import lvm
     >>> data = lvm.datasets.make_ppca(300, 5, 2, noise=0.1, random_state=0)
-    >>> vae = lvm.VAE(2, hidden_sizes=(32,), max_epochs=5, random_state=0).fit(data.Y)
+    >>> vae = lvm.VAE(2, hidden_sizes=(32,), max_epochs=20, patience=3, random_state=0)
+    >>> vae = vae.fit(data.Y)
     >>> vae.transform(data.Y).shape
     (300, 2)
     """
@@ -309,7 +310,7 @@ class VAE(GradientLatentModel):
                 f"was epoch {self.best_epoch_} of {self.n_epochs_}). Raise max_epochs"
                 + (" (None sets a budget of at least "
                    f"{self._BUDGET_STEPS} steps)" if self.max_epochs is not None else "")
-                + " or learning_rate.",
+                + ", or lower patience.",
                 ConvergenceWarning,
             )
 
