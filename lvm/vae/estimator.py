@@ -226,10 +226,10 @@ class VAE(GradientLatentModel):
     }
 
     def __init__(self, n_components=2, *, hidden_sizes=(256, 256), activation="relu",
-                 likelihood="gaussian", noise="per_feature", init="linear", encoder=None, decoder=None,
-                 batch_size=128, max_epochs=None, learning_rate=1e-3, validation_fraction=0.1,
-                 patience=None, tol=None, n_importance_samples=256, device="auto", dtype=None,
-                 random_state=None, verbose=False):
+                 likelihood="gaussian", noise="per_feature", init="linear", encoder=None,
+                 decoder=None, batch_size=128, max_epochs=None, learning_rate=1e-3,
+                 validation_fraction=0.1, patience=None, tol=None, n_importance_samples=256,
+                 device="auto", dtype=None, random_state=None, verbose=False):
         self.n_components = n_components
         self.hidden_sizes = hidden_sizes
         self.activation = activation
