@@ -242,7 +242,7 @@ class GradientLatentModel(LatentVariableModel):
                       verbose=self.verbose and dist.world()[0] == 0, desc=name,
                       objective_name="elbo", on_failure=self._on_failure, callback=callback,
                       estimator_name=name, limit_message=plan.limit_message,
-                      advice=self._failure_advice(), result=result)
+                      advice=self._failure_advice(), result=result, validate_start=True)
             self._after_training(result, plan)
         finally:
             del self._rows
@@ -270,6 +270,9 @@ class GradientLatentModel(LatentVariableModel):
         kept = self.best_epoch_ if result.best_epoch is not None else self.n_epochs_
         self.train_evidence_ = next((r["train"] for r in self.history_ if r["epoch"] == kept),
                                     float("nan"))
+        if result.best_epoch == 0 and not result.interrupted:  # the start was kept: its bound
+            values = self._estimate(self._rows, "elbo", 1, self._eval_seed).log_evidence
+            self.train_evidence_ = float(dist.global_mean(values)) + shift
         self._finalize()
 
     # ------------------------------------------------------------------ epochs

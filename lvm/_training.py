@@ -45,6 +45,7 @@ class TrainResult:
     n_epochs: int = 0
     converged: bool = False
     best_epoch: int | None = None
+    start_validation: float | None = None
     interrupted: bool = False
     retries: int = 0
 
@@ -107,6 +108,7 @@ def train(
     advice: str = "Try standardizing the data or a smaller learning rate.",
     result: TrainResult | None = None,
     warn: bool = True,
+    validate_start: bool = False,
 ) -> TrainResult:
     """Run ``epoch`` up to ``max_epochs`` times; see the module docstring.
 
@@ -127,6 +129,9 @@ def train(
     advice : the last sentence of the :class:`NumericalError` message.
     result : a :class:`TrainResult` to fill in place (so the caller holds it if training raises).
     warn : whether to emit the ConvergenceWarning (callers that decide it themselves pass False).
+    validate_start : also evaluate ``validation`` before the first epoch (kept in
+        ``result.start_validation``); the starting state then competes as epoch 0, so the state
+        kept is never worse on the validation objective than the one training started from.
     """
     modules = list(modules)
     optimizers = _as_list(optimizers)
@@ -142,6 +147,12 @@ def train(
     errors = numerical_errors()
     ep = 0
     try:
+        if validation is not None and validate_start:
+            best_val = result.start_validation = float(validation())
+            if math.isfinite(best_val):
+                best_state, result.best_epoch = _snapshot(modules, []), 0
+            else:
+                best_val = -math.inf
         while ep < max_epochs:
             try:
                 value = float(epoch())

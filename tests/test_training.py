@@ -132,6 +132,24 @@ def test_callback_and_validation_early_stopping_restore_the_best_epoch():
     assert float(model.a) == pytest.approx(states[2])
 
 
+@pytest.mark.parametrize("values, best", [([5.0, 1.0, 3.0, 2.0, 4.0], 0),
+                                          ([1.0, 3.0, 2.0, 2.5, 0.0, 1.0], 1)])
+def test_validate_start_lets_the_start_compete_as_epoch_zero(values, best):
+    model, opts = _setup()
+    epoch, calls = _epoch(model, opts, steps=1)
+    states, it = {}, iter(values)
+
+    def validation():
+        states[calls["n"]] = float(model.a)
+        return next(it)
+
+    result = train(epoch, [model], opts, max_epochs=10, validation=validation, patience=3,
+                   validate_start=True)
+    assert result.start_validation == values[0] and result.best_epoch == best
+    assert result.converged and result.n_epochs == best + 3 and len(result.history) == best + 3
+    assert float(model.a) == states[best]
+
+
 def test_convergence_warning_names_the_limit():
     model, opts = _setup(lr=1e-4)
     epoch, _ = _epoch(model, opts)

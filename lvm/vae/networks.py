@@ -1,7 +1,10 @@
 """The VAE's networks, in plain PyTorch (no estimator, no data handling).
 
 - :func:`mlp` builds a multilayer perceptron; :func:`build_encoder` / :func:`build_decoder` the
-  default amortized encoder y -> (mu, log sigma^2) and decoder x -> f(x).
+  default amortized encoder y -> (mu, log sigma^2) and decoder x -> f(x), optionally with an affine
+  path beside the network (:class:`AffinePlusNetwork`), f(v) = B v + b + g(v), so that a network
+  whose last layer is zero starts as the affine map (:func:`start_at_affine`: the VAE's nested
+  start at a linear-Gaussian model and its exact posterior).
 - :class:`VAEModule` puts an encoder (an :class:`lvm.latents.AmortizedLatent`), a decoder and a
   likelihood from :mod:`lvm.likelihoods` together. Its ``forward(y, eps)`` is the one-sample ELBO per
   data point with the analytic KL,
@@ -16,7 +19,8 @@ from torch import nn
 
 from ..latents import AmortizedLatent
 
-__all__ = ["ACTIVATIONS", "mlp", "build_encoder", "build_decoder", "VAEModule"]
+__all__ = ["ACTIVATIONS", "mlp", "build_encoder", "build_decoder", "AffinePlusNetwork",
+           "start_at_affine", "VAEModule"]
 
 #: Activation functions by name.
 ACTIVATIONS = {
@@ -45,14 +49,66 @@ def mlp(sizes, activation: str = "relu") -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def build_encoder(n_features: int, n_components: int, hidden_sizes=(256, 256), activation="relu"):
-    """MLP y (n, D) -> (n, 2K): the posterior means, then the log-variances."""
-    return mlp((n_features, *hidden_sizes, 2 * n_components), activation)
+def build_encoder(n_features: int, n_components: int, hidden_sizes=(256, 256), activation="relu",
+                  affine: bool = False):
+    """y (n, D) -> (n, 2K): the posterior means, then the log-variances.
+
+    An MLP; with ``affine`` an :class:`AffinePlusNetwork` (a plain ``nn.Linear`` when there are no
+    hidden layers)."""
+    return _build((n_features, *tuple(hidden_sizes), 2 * n_components), activation, affine)
 
 
-def build_decoder(n_components: int, n_features: int, hidden_sizes=(256, 256), activation="relu"):
-    """MLP x (n, K) -> (n, D): the decoder output f (the Gaussian mean, the Bernoulli logits)."""
-    return mlp((n_components, *tuple(hidden_sizes)[::-1], n_features), activation)
+def build_decoder(n_components: int, n_features: int, hidden_sizes=(256, 256), activation="relu",
+                  affine: bool = False):
+    """x (..., K) -> (..., D): the decoder output f (the Gaussian mean, the Bernoulli logits).
+
+    The MLP mirrors the encoder's widths; ``affine`` as in :func:`build_encoder`."""
+    return _build((n_components, *tuple(hidden_sizes)[::-1], n_features), activation, affine)
+
+
+def _build(sizes, activation, affine):
+    net = mlp(sizes, activation)
+    if len(sizes) == 2:  # no hidden layer: the MLP is the affine map itself
+        return net[0] if affine else net
+    if not affine:
+        return net
+    return AffinePlusNetwork(nn.Linear(sizes[0], sizes[-1]), net)
+
+
+class AffinePlusNetwork(nn.Module):
+    """f(v) = affine(v) + network(v): an affine path beside a network on the same input.
+
+    With the network's last layer at zero it is exactly the affine map, and training grows the
+    nonlinear part g = network from there.
+    """
+
+    def __init__(self, affine: nn.Linear, network: nn.Module):
+        super().__init__()
+        self.affine = affine
+        self.network = network
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        return self.affine(v) + self.network(v)
+
+
+def start_at_affine(module: nn.Module, weight: torch.Tensor, bias: torch.Tensor) -> None:
+    """Make ``module`` (from :func:`build_encoder` / :func:`build_decoder` with ``affine=True``)
+    compute exactly v -> weight v + bias: the affine path takes ``weight`` (out, in) and ``bias``
+    (out,), and the network's last layer is set to zero."""
+    if isinstance(module, AffinePlusNetwork):
+        affine = module.affine
+        last = [m for m in module.network.modules() if isinstance(m, nn.Linear)][-1]
+        with torch.no_grad():
+            last.weight.zero_()
+            last.bias.zero_()
+    elif isinstance(module, nn.Linear):
+        affine = module
+    else:
+        raise TypeError(f"start_at_affine needs an nn.Linear or AffinePlusNetwork, got "
+                        f"{type(module).__name__}.")
+    with torch.no_grad():
+        affine.weight.copy_(weight.to(affine.weight))
+        affine.bias.copy_(bias.to(affine.bias))
 
 
 class VAEModule(nn.Module):
