@@ -93,20 +93,29 @@ def hand_loop(Y, *, K, hidden, epochs, batch_size, lr, device, seed, dataloader)
 
 def lvm_vae(Y, *, K, hidden, epochs, batch_size, lr, device, seed):
     Yt = torch.as_tensor(Y, device=device)
+    # Like for like with the hand loop: shared noise, random initial weights (lvm's defaults,
+    # per-feature noise and the nested start at the linear model, train a different model).
     model = lvm.VAE(K, hidden_sizes=hidden, batch_size=batch_size, max_epochs=epochs,
-                    learning_rate=lr, validation_fraction=0.0, device=device, random_state=seed)
+                    learning_rate=lr, validation_fraction=0.0, noise="shared", init="random",
+                    device=device, random_state=seed)
     sync(device)
     t0 = time.perf_counter()
     model.fit(Yt)
     sync(device)
     seconds = time.perf_counter() - t0
+    # The networks work in lvm's standardized units z = (y - location_) / scale_.
+    loc = torch.as_tensor(model.location_, dtype=torch.float32, device=device)
+    scale = float(model.scale_)
 
     def encode(y):
-        h = model.encoder_(y)
+        h = model.encoder_((y - loc) / scale)
         return h[:, :K], h[:, K:].exp()
 
+    def decode(x):
+        return model.decoder_(x) * scale + loc
+
     noise = torch.as_tensor(model.noise_variance_, dtype=torch.float32, device=device)
-    return seconds / epochs, encode, model.decoder_, noise
+    return seconds / epochs, encode, decode, noise
 
 
 def pythae_vae(Y, *, K, hidden, epochs, batch_size, lr, device, seed):
@@ -268,8 +277,9 @@ def main(argv=None):
 
     lvm_vae(Y_tr[:256], seed=0, **{**common, "epochs": 1})  # warm-up (allocator, kernels)
     lvm_model = lvm.VAE(args.latent, hidden_sizes=tuple(args.hidden), max_epochs=args.epochs,
-                        batch_size=args.batch_size, learning_rate=args.lr,
-                        validation_fraction=0.0, device=device, random_state=0).fit(Y_tr)
+                        batch_size=args.batch_size, learning_rate=args.lr, noise="shared",
+                        init="random", validation_fraction=0.0, device=device,
+                        random_state=0).fit(Y_tr)
     times = {name: [] for name in runners}
     nats = {name: [] for name in runners}
     for r in range(args.repeats):
