@@ -413,8 +413,6 @@ class DiffusionModel(GradientLatentModel):
 
     # ------------------------------------------------------------------ the flow
     def _solver_options(self) -> dict:
-        if self.solver not in SOLVERS:
-            raise ValueError(f"Unknown ODE solver {self.solver!r}; choose one of {sorted(SOLVERS)}.")
         return dict(_SOLVER_DEFAULTS[self.solver] if self.solver_options is None
                     else self.solver_options)
 

@@ -356,3 +356,22 @@ def test_oil_flow_bound_beats_the_other_families():
     held = {r["model"]: r["test_log_evidence"] for r in table}
     best_ppca = max(v for k, v in held.items() if k.startswith("PPCA"))
     assert held["diffusion"] > max(best_ppca, held["VAE"], held["GPLVM"])
+
+
+# ----------------------------------------------------------------------------- CLI and figures
+def test_cli_builds_the_diffusion_model_without_n_components():
+    from types import SimpleNamespace
+
+    import lvm.cli
+
+    cls_name, kwargs, fast = lvm.cli.MODELS["diffusion"]
+    est = lvm.cli._estimator(cls_name, {**kwargs, **fast}, 2,
+                             SimpleNamespace(random_state=0, verbose=False))
+    assert isinstance(est, lvm.DiffusionModel) and est.random_state == 0
+
+
+def test_samples_panel_draws_over_tabular_data(fitted, data):
+    fig = lvm.plot.samples_panel(fitted, data[0], n=20, title="diffusion")
+    ax = fig.axes[0]
+    assert ax.get_title() == "diffusion" and len(ax.collections) == 2  # data, samples
+    assert ax.collections[1].get_offsets().shape == (20, 2)
