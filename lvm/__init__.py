@@ -4,7 +4,8 @@ A latent x ~ N(0, I) explains data y through a decoder, y | x ~ N(f(x), sigma^2 
 
 - linear f: :class:`PPCA`, :class:`FactorAnalysis` (exact evidence);
 - neural f: :class:`VAE` (ELBO / importance-weighted estimates);
-- Gaussian-process f: :class:`BayesianGPLVM` (variational lower bound).
+- Gaussian-process f: :class:`BayesianGPLVM` (variational lower bound);
+- a diffusion, latents of the data's own dimension: :class:`DiffusionModel` (variational bound).
 
 Every estimator reports ``score_samples`` in nats per data point; ``evidence_kind`` says whether it
 is exact, a lower bound or an estimate.
@@ -24,6 +25,7 @@ _LAZY = {
     "FactorAnalysis": ".linear",
     "VAE": ".vae",
     "BayesianGPLVM": ".gplvm",
+    "DiffusionModel": ".diffusion",
     "LatentImputer": ".impute",
     "compare": "._compare",
     "NumericalError": "._training",

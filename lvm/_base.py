@@ -259,6 +259,7 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         self._likelihood_class().check_support(T, None if not self._allow_nan
                                                else ~torch.isnan(T))
         if reset:
+            self._check_training_data(T)
             self._fit_standardization(T)
         return self._standardize(T)
 
@@ -607,6 +608,9 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
                 f"n_components={k} is larger than the data's {n_features} feature(s); "
                 f"{type(self).__name__} needs n_components <= n_features."
             )
+
+    def _check_training_data(self, T: torch.Tensor) -> None:
+        """Checks (or warnings) on the raw training rows, before standardization."""
 
     def _fit(self, Y: torch.Tensor) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -119,6 +119,8 @@ class GradientLatentModel(LatentVariableModel):
     ``_log_likelihood(z, x)`` -> (S, n): log p(z | x) for draws x (S, n, K).
     ``_decode(X)``, ``_decoder_sample(X, generator)``, ``_likelihood_module()``.
     ``_finalize()``: the public fitted attributes from ``self._model``.
+    ``_after_step()``: after every optimizer step (e.g. a moving average of the weights).
+    ``_latent_dim(Z)``: K (``n_components``, unless the family derives it from the data).
     ``_add_rows(Z)`` (``partial_fit``): prepare new rows; return True if the local parameters changed.
     ``_on_failure(retry, exception)``: act on a numerical failure; return what was done.
     """
@@ -160,6 +162,13 @@ class GradientLatentModel(LatentVariableModel):
     def _finalize(self) -> None:
         pass
 
+    def _after_step(self) -> None:
+        """Called after every optimizer step (e.g. to update an average of the weights)."""
+
+    def _latent_dim(self, Z) -> int:
+        """K, the latent dimension: ``n_components`` (a family may derive it from the data)."""
+        return int(self.n_components)
+
     def _add_rows(self, Z) -> bool:
         return False
 
@@ -173,7 +182,7 @@ class GradientLatentModel(LatentVariableModel):
     # ------------------------------------------------------------------ fitting
     def _start(self, Z) -> None:
         """Fresh model, optimizers, bookkeeping and evaluation key for a new fit."""
-        self.n_components_ = int(self.n_components)
+        self.n_components_ = self._latent_dim(Z)
         self.history_ = []
         self.n_epochs_ = 0
         self.n_iter_ = 0
@@ -290,6 +299,7 @@ class GradientLatentModel(LatentVariableModel):
         n_global = sum(counts)
         optimizers = self._optimizers
         shared = self._global_parameters() if world > 1 else None
+        after_step = self._after_step
 
         def epoch():
             model.train()
@@ -309,6 +319,7 @@ class GradientLatentModel(LatentVariableModel):
                     dist.all_reduce_grads(shared)
                 for opt in optimizers:
                     opt.step()
+                after_step()
                 total = total + per_row.detach().sum()
             value = dist.all_reduce_sum(total) / n_global
             if global_term is not None:
@@ -331,6 +342,7 @@ class GradientLatentModel(LatentVariableModel):
             def epoch():
                 self._model.train()
                 opt.step(closure)
+                self._after_step()
                 with torch.no_grad():
                     return self._full_objective(Z) / N
 
@@ -343,6 +355,7 @@ class GradientLatentModel(LatentVariableModel):
                 value = self._full_objective(Z) / N
                 (-value).backward()
                 opt.step()
+                self._after_step()
             return value.detach()
 
         return epoch
@@ -353,7 +366,8 @@ class GradientLatentModel(LatentVariableModel):
             return None
 
         def validation():
-            values = self._estimate(Z_val, "elbo", 1, self._eval_seed).log_evidence
+            values = self._estimate(Z_val, "elbo", self._validation_samples,
+                                    self._eval_seed).log_evidence
             return dist.global_mean(values)
 
         return validation
@@ -368,6 +382,9 @@ class GradientLatentModel(LatentVariableModel):
                 method, Z, self._posterior_params, self._log_likelihood, n_samples=n_samples,
                 n_components=self.n_components_, seed=seed, width=self._eval_width(),
                 with_ess=with_ess)
+
+    #: Draws per row of the validation objective that early stopping reads.
+    _validation_samples = 1
 
     #: The estimator ``score_samples`` uses (``"iwae"``; a family whose bound is its evidence
     #: estimate, such as the diffusion model, uses ``"elbo"``).

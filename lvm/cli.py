@@ -47,16 +47,20 @@ MODELS = {
             {"max_epochs": 60}),
     "gplvm": ("BayesianGPLVM", {"n_inducing": 50},
               {"n_inducing": 32, "max_iter": 300, "tol": None}),
+    # latents of the data's own dimension: --components does not apply
+    "diffusion": ("DiffusionModel", {}, {"max_epochs": 300}),
 }
 
 #: ``lvm demo``'s estimators, all its settings in one place: key -> (lvm class, keyword arguments).
-#: They are fitted with a 2-D latent to the raw digits (the 61 pixels that are not blank in every
-#: image), 80 % train / 20 % held out.
+#: They are fitted with a 2-D latent (the diffusion model's latents have the data's dimension) to
+#: the digits (the 61 pixels that are not blank in every image), raw intensities dequantized by
+#: uniform noise in [0, 1) (the same draws for every model), 80 % train / 20 % held out.
 DEMO_MODELS = {
     "ppca": ("PPCA", {}),
     "fa": ("FactorAnalysis", {}),
     "vae": ("VAE", {"hidden_sizes": (128, 128), "max_epochs": 200, "batch_size": 128}),
     "gplvm": ("BayesianGPLVM", {"n_inducing": 50}),
+    "diffusion": ("DiffusionModel", {"max_epochs": 400, "patience": 50}),
 }
 
 #: ``lvm demo --quick``: the demo's code path in a few seconds, a smoke run whose numbers mean
@@ -68,6 +72,8 @@ DEMO_QUICK = {
     "vae": {"hidden_sizes": (32,), "max_epochs": 3},
     "gplvm": {"n_inducing": 8, "max_iter": 5, "tol": None, "transform_max_iter": 5,
               "n_importance_samples": 8},
+    "diffusion": {"width": 16, "depth": 1, "max_epochs": 3, "n_eval_draws": 8,
+                  "sampling_steps": 20},
 }
 
 _PIPE_STATUS = 141  # 128 + SIGPIPE: what a shell tool reports when its reader went away
@@ -357,7 +363,15 @@ def _diagnose(path, delimiter, header, names, n_columns, features):
 # ------------------------------------------------------------------------------------- the models
 def _estimator(cls_name, kwargs, n_components, args):
     cls = getattr(lvm, cls_name)
-    return cls(n_components, **kwargs, random_state=args.random_state, verbose=bool(args.verbose))
+    common = {"random_state": args.random_state, "verbose": bool(args.verbose)}
+    if "n_components" not in cls._get_param_names():  # latents of the data's dimension
+        return cls(**kwargs, **common)
+    return cls(n_components, **kwargs, **common)
+
+
+def _has_embedding(model) -> bool:
+    """Whether the model maps the data to a latent of fewer dimensions (not the diffusion model)."""
+    return model.family != "diffusion"
 
 
 def _keys(spec: str, valid) -> list:
@@ -477,31 +491,41 @@ def _compare(models: dict, Y, *, test_size, standardize, dequantize, random_stat
     return table, table.train_index
 
 
-def _embedding_figure(table, Y, labels):
-    """One latent scatter per model (titled by its name) and the evidence chart.
+def _embedding_figure(table, Y, labels, images=None):
+    """One latent scatter per model (titled by its name) and the evidence chart; a model without a
+    low-dimensional embedding (the diffusion model) shows its samples instead.
 
     ``Y`` (and ``labels``) are the training rows: their q(x | y) is fitted already, where
-    embedding held-out rows would, for the GPLVM, fit q(x) for them again after scoring did."""
+    embedding held-out rows would, for the GPLVM, fit q(x) for them again after scoring did.
+    ``images``: ``(image_shape, pixels)`` when the rows are images (``pixels`` the mask of the
+    columns kept), to show samples as images."""
     from matplotlib.figure import Figure
 
     n = len(table)
     fig = Figure(figsize=(4.2 * n + 4.5, 4.5), layout="constrained")
     axes = fig.subplots(1, n + 1, gridspec_kw={"width_ratios": [1] * n + [1.1]})
     for ax, rec in zip(axes[:-1], table):
+        if not _has_embedding(rec["estimator"]):
+            shape, pixels = images if images is not None else (None, None)
+            lvm.plot.samples_panel(rec["estimator"], Y, ax=ax, image_shape=shape, pixels=pixels,
+                                   title=rec["model"])
+            continue
         lvm.plot.latent_scatter(rec["estimator"], Y, labels, ax=ax, title=rec["model"], s=4)
         if ax.get_legend() is not None and ax is not axes[0]:
             ax.get_legend().remove()
     lvm.plot.evidence_comparison(table, ax=axes[-1])
     rec = table[0]
-    fig.suptitle(f"Posterior means E[x | y] of the {rec['n_train']} training rows; evidence on "
-                 f"the {rec['n_test']} held-out rows", fontsize="medium")
+    fig.suptitle(f"Posterior means E[x | y] of the {rec['n_train']} training rows"
+                 + ("" if all(_has_embedding(r["estimator"]) for r in table)
+                    else " (samples for models without a low-dimensional embedding)")
+                 + f"; evidence on the {rec['n_test']} held-out rows", fontsize="medium")
     return fig
 
 
-def _save_figure(table, Y, labels, path):
+def _save_figure(table, Y, labels, path, images=None):
     t0 = time.perf_counter()
     _progress(f"drawing {path.name} ...", end="")
-    _embedding_figure(table, Y, labels).savefig(path, dpi=110)
+    _embedding_figure(table, Y, labels, images).savefig(path, dpi=110)
     _progress(f" {time.perf_counter() - t0:.1f} s")
     return path
 
@@ -523,17 +547,19 @@ def cmd_demo(args):
         cls_name, kwargs = DEMO_MODELS[key]
         models[cls_name] = _estimator(cls_name, {**kwargs, **overrides.get(key, {})}, 2, args)
     print(f"lvm demo{' --quick' if args.quick else ''}: {len(Y)} digits (8x8, {keep.sum()} "
-          f"non-blank pixels), 2-D latent, {', '.join(models)}", flush=True)
+          f"non-blank pixels, dequantized), 2-D latent, {', '.join(models)}", flush=True)
     # Pixels share one unit, so they are not standardized per feature: a pixel that is nonzero in
     # two training images would turn a held-out image that uses it into a 50-sigma outlier.
-    # Pixel values are integers: dequantized, every number is a lower bound on the probability
-    # of the discrete images, comparable across families.
+    # Integer intensities: a continuous density on them is unbounded (the diffusion model's bound
+    # grows without limit). Dequantized (uniform noise in [0, 1), the same draws for every model),
+    # every number is a lower bound on the probability of the discrete images (Theis et al. 2016).
     table, train = _compare(models, Y, test_size=0.2, standardize=False, dequantize=True,
                             random_state=args.random_state, verbose=args.verbose)
     print(table, flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    png = _save_figure(table, table.train_data, labels[train], out / "demo.png")
+    png = _save_figure(table, table.train_data, labels[train], out / "demo.png",
+                       images=(data.image_shape, keep))
     print(f"wrote {png} ({time.perf_counter() - t0:.1f} s in all)")
     return 0
 
@@ -570,6 +596,10 @@ def cmd_embed(args):
         Y = (Y - Y.mean(0)) / s
     cls_name, kwargs, fast = MODELS[args.model]
     model = _estimator(cls_name, {**kwargs, **(fast if args.fast else {})}, args.components, args)
+    if not _has_embedding(model):
+        _note(f"{cls_name} has no low-dimensional embedding: its coordinates are the "
+              f"probability-flow encoding, of the data's {Y.shape[1]} dimensions "
+              "(--components does not apply).")
     progress = _Progress(1, verbose=args.verbose)
     progress.start(1, f"{cls_name} on {Y.shape[0]} rows x {Y.shape[1]} features")
     t0 = time.perf_counter()
@@ -650,6 +680,7 @@ examples:
   lvm demo --quick                           the same code path in seconds, tiny settings
   lvm compare --data wine.csv --labels class --models ppca,fa,vae --out results
   lvm compare --data Y.npz --components 3 --fast
+  lvm compare --data Y.npz --models ppca,vae,diffusion   held-out evidence beside a diffusion
   lvm embed --data wine.csv --labels class --model gplvm --std > coords.csv
   lvm embed --data Y.npy | head
 
@@ -683,8 +714,8 @@ def _common_options(p):
 
 def _parser():
     p = _Parser(prog="lvm", description="Probabilistic latent-variable models (PPCA, factor "
-                "analysis, VAE, Bayesian GPLVM)\ncompared by their evidence log p(y), in nats per "
-                "data point.",
+                "analysis, VAE, Bayesian GPLVM,\ndiffusion) compared by their evidence log p(y), "
+                "in nats per data point.",
                 epilog=_EPILOG, formatter_class=_Formatter)
     p.add_argument("--version", action="version", version=f"lvm {lvm.__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="{demo,compare,embed}")

@@ -17,6 +17,7 @@ __all__ = [
     "evidence_comparison",
     "reconstructions",
     "samples",
+    "samples_panel",
 ]
 
 
@@ -404,3 +405,60 @@ def samples(model, n=16, image_shape=None, random_state=0, kind="mean"):
     rows[-1] += [np.zeros_like(S[0])] * (cols - len(rows[-1]))
     fig = _figure((1.1 * cols, 1.1 * len(rows)))
     return _image_grid(fig, rows, image_shape)
+
+
+def samples_panel(model, Y=None, *, ax=None, n=16, image_shape=None, pixels=None, random_state=0,
+                  title=None, s=4):
+    """Draws of ``model.sample`` on one axes, where a model without a low-dimensional embedding
+    (the diffusion model) takes the place of its latent scatter in a figure.
+
+    With ``image_shape`` the n draws are tiled as a mosaic of images; ``pixels`` (a boolean mask
+    of ``prod(image_shape)`` entries) says which pixels the features are, for images whose
+    constant pixels were dropped (the others are drawn blank). Without it, the first two
+    features of n draws are scattered over those of the data ``Y`` (grey).
+    """
+    if ax is None:
+        fig = _figure((4.2, 4.2))
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    S = np.asarray(model.sample(n, random_state=random_state), dtype=np.float64)
+    if image_shape is not None:
+        h, w = image_shape
+        if pixels is not None:
+            full = np.full((n, h * w), np.nan)
+            full[:, np.asarray(pixels, dtype=bool).ravel()] = S
+            S = full
+        cols = int(np.ceil(np.sqrt(n)))
+        rows = int(np.ceil(n / cols))
+        mosaic = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1), np.nan)
+        for i in range(n):
+            r, c = divmod(i, cols)
+            mosaic[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = \
+                S[i].reshape(h, w)
+        gaps = np.full(mosaic.shape, True)
+        for i in range(n):
+            r, c = divmod(i, cols)
+            gaps[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = False
+        lo = np.nanmin(S) if np.isfinite(S).any() else 0.0
+        # pixels not modelled: the images' background; the gaps between images: white
+        mosaic = np.where(np.isnan(mosaic) & ~gaps, lo, mosaic)
+        from matplotlib import colormaps
+
+        cmap = colormaps["gray"].with_extremes(bad="white")
+        ax.imshow(np.ma.masked_invalid(mosaic), cmap=cmap)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel(f"{n} samples")
+    else:
+        if Y is not None:
+            Yn = np.asarray(Y, dtype=np.float64)
+            ax.scatter(Yn[:, 0], Yn[:, 1] if Yn.shape[1] > 1 else np.zeros(len(Yn)), s=s,
+                       color="0.75", label="data")
+        ax.scatter(S[:, 0], S[:, 1] if S.shape[1] > 1 else np.zeros(len(S)), s=4 * s,
+                   color="C3", label="samples")
+        ax.set_xlabel("feature 0")
+        ax.set_ylabel("feature 1" if S.shape[1] > 1 else "")
+        ax.legend(fontsize="small", loc="best")
+    ax.set_title(title if title is not None else "samples")
+    return fig

@@ -325,13 +325,14 @@ def test_demo_quick(tmp_path, capsys, saved_figures):
     # The demo's code path on a few digits with tiny settings (a few seconds).
     assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0
     captured = capsys.readouterr()
-    for name in ("PPCA", "FactorAnalysis", "VAE", "BayesianGPLVM"):
+    for name in ("PPCA", "FactorAnalysis", "VAE", "BayesianGPLVM", "DiffusionModel"):
         assert f"\n{name} " in captured.out
     assert "exact" in captured.out and "importance-weighted estimate" in captured.out
+    assert "lower bound" in captured.out
     progress = [ln for ln in captured.err.splitlines() if ln.startswith("[")]
-    assert [ln.split()[0] for ln in progress] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
-    assert [ax.get_title() for ax in saved_figures[-1].axes[:4]] == [
-        "PPCA", "FactorAnalysis", "VAE", "BayesianGPLVM"]
+    assert [ln.split()[0] for ln in progress] == ["[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"]
+    assert [ax.get_title() for ax in saved_figures[-1].axes[:5]] == [
+        "PPCA", "FactorAnalysis", "VAE", "BayesianGPLVM", "DiffusionModel"]
     assert (tmp_path / "demo.png").stat().st_size > 50_000
 
 
@@ -340,7 +341,7 @@ def test_demo_end_to_end(tmp_path, capsys):
     # The README's main job, every family, as the user runs it.
     assert main(["demo", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    for name in ("PPCA", "FactorAnalysis", "VAE", "BayesianGPLVM"):
+    for name in ("PPCA", "FactorAnalysis", "VAE", "BayesianGPLVM", "DiffusionModel"):
         assert f"\n{name} " in out
     assert "exact" in out and "importance-weighted estimate" in out and "held-out" in out
     assert (tmp_path / "demo.png").stat().st_size > 50_000

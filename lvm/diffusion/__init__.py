@@ -13,11 +13,13 @@ becomes tight in continuous time.
 - :mod:`.sampler`: ancestral sampling;
 - :mod:`.gaussian`: closed forms for Gaussian data, the references the tests check against.
 
-No estimator here; every random draw comes from a :class:`torch.Generator` or is passed in.
+The estimator on top, :class:`DiffusionModel` (:mod:`.estimator`), is the family on lvm's shared
+layer; everything below it takes its randomness from a :class:`torch.Generator` or as arguments.
 """
 
 from .bound import VLBTerms, draw_times, low_discrepancy_times, vlb, vlb_terms
 from .denoiser import ResidualDenoiser
+from .estimator import DiffusionEvidence, DiffusionModel
 from .gaussian import (
     OptimalGaussianDenoiser,
     gaussian_denoising_mse,
@@ -34,6 +36,8 @@ from .schedule import SCHEDULES, LinearSchedule, MonotoneSchedule, NoiseSchedule
 from .solvers import SOLVERS, odeint
 
 __all__ = [
+    "DiffusionModel",
+    "DiffusionEvidence",
     "SCHEDULES",
     "SOLVERS",
     "NoiseSchedule",
