@@ -29,7 +29,21 @@ CHECKED = [
     _tiny_gplvm(),
     _tiny_gplvm(inference="svi", batch_size=16),
     lvm.LatentImputer(lvm.PPCA(n_components=1, device="cpu")),
+    lvm.DiffusionModel(width=8, depth=1, max_epochs=3, n_eval_draws=4, sampling_steps=5,
+                       solver_options={"n_steps": 4}, device="cpu"),
 ]
+
+#: Known exceptions, each with its reason (never skipped silently).
+DIFFUSION_EXPECTED_FAILURES = {
+    "check_methods_subset_invariance": (
+        "transform integrates the probability-flow ODE through the float32 network (16 "
+        "evaluations here); matrix products whose rounding depends on the batch size differ in "
+        "the last bit and the integration carries that to ~2e-7, above the check's atol of 1e-7 "
+        "(so it passes on some runs). Row independence is tested in tests/diffusion: "
+        "score_samples to 1e-6, "
+        "transform in float64 to 1e-12."),
+}
+
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +54,8 @@ def _one_thread():
     torch.set_num_threads(old)
 
 
-@parametrize_with_checks(CHECKED)
+@parametrize_with_checks(CHECKED, expected_failed_checks=lambda est: (
+    DIFFUSION_EXPECTED_FAILURES if isinstance(est, lvm.DiffusionModel) else {}))
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 
