@@ -42,6 +42,7 @@ import torch
 from sklearn.utils.validation import check_is_fitted, check_random_state
 
 from . import _distributed as dist
+from . import settings
 from ._base import LatentVariableModel
 from ._training import TrainResult, train
 from ._validation import check_positive_int, positive_int
@@ -366,7 +367,7 @@ class GradientLatentModel(LatentVariableModel):
             return None
 
         def validation():
-            values = self._estimate(Z_val, "elbo", self._validation_samples,
+            values = self._estimate(Z_val, self._validation_method, self._validation_samples,
                                     self._eval_seed).log_evidence
             return dist.global_mean(values)
 
@@ -384,6 +385,8 @@ class GradientLatentModel(LatentVariableModel):
                 with_ess=with_ess)
 
     #: Draws per row of the validation objective that early stopping reads.
+    #: The estimator of the validation objective early stopping watches, and its draws per row.
+    _validation_method = "elbo"
     _validation_samples = 1
 
     #: The estimator ``score_samples`` uses (``"iwae"``; a family whose bound is its evidence
@@ -393,6 +396,43 @@ class GradientLatentModel(LatentVariableModel):
     def _log_evidence(self, Z):
         return self._estimate(Z, self._score_method, int(self.n_importance_samples),
                               self._eval_seed).log_evidence
+
+    def _conditional(self, Z, sample: bool, generator):
+        r"""Z with its missing entries filled from p(z_m | z_o), by self-normalized importance
+        sampling with the posterior q(x | z_o) as proposal:
+
+        .. math::
+            \mathbb E[z_m \mid z_o] \approx \sum_s \bar w_s\, \mathbb E[z_m \mid x_s],
+            \qquad \bar w_s \propto \frac{p(z_o \mid x_s)\, p(x_s)}{q(x_s \mid z_o)},
+
+        with S = ``n_importance_samples`` draws keyed by row (the mean is deterministic). With
+        ``sample``, one x_s is drawn by its weight and z_m from p(z_m | x_s) (sampling importance
+        resampling), with ``generator``."""
+        from .evidence.draws import row_keyed_normal
+        from .evidence.estimators import importance_log_weights
+
+        self._model.eval()
+        S, K = int(self.n_importance_samples), self.n_components_
+        rows = max(1, int(settings.eval_chunk_elements.value())
+                   // max(1, S * max(self._eval_width(), Z.shape[1])))
+        out = []
+        with torch.no_grad():
+            for start in range(0, Z.shape[0], rows):
+                z = Z[start:start + rows]
+                mu, var = self._posterior_params(z)
+                eps = row_keyed_normal(z, S, K, self._eval_seed + 2)
+                weights = torch.softmax(
+                    importance_log_weights(z, mu, var, eps, self._log_likelihood), 0)  # (S, n)
+                x = mu + torch.sqrt(var) * eps
+                if not sample:
+                    fill = (weights.unsqueeze(-1) * self._decode(x)).sum(0)
+                else:
+                    pick = torch.multinomial(weights.T, 1, generator=generator).squeeze(1)
+                    chosen = x[pick, torch.arange(z.shape[0], device=z.device)]
+                    fill = self._likelihood_module().sample(
+                        self._decoder_sample(chosen, generator), generator)
+                out.append(torch.where(torch.isnan(z), fill.to(z.dtype), z))
+        return torch.cat(out) if out else Z
 
     def _posterior(self, Z):
         self._model.eval()

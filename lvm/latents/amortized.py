@@ -7,6 +7,10 @@ mu(y) = (y - c)^T P + net_mu(y), so a network whose last layer starts at zero st
 (the GPLVM's PCA start). With ``input_loc`` and ``input_scale`` the network sees
 (y - input_loc) / input_scale: a family whose data are not standardized (counts, intensities)
 standardizes what the network sees, so its first layer works at unit scale.
+
+**Missing entries** (NaN) are zero-filled before the network sees them (zero is the feature's mean
+in standardized units); with ``mask_channel`` the network also sees the mask, [y_0, m], so its
+posterior can depend on which entries are observed (the MIWAE encoder of Mattei & Frellsen, 2019).
 """
 
 from __future__ import annotations
@@ -37,13 +41,16 @@ class AmortizedLatent(nn.Module):
         Subtracted from y before ``projection`` (zeros when omitted).
     input_loc, input_scale : torch.Tensor broadcastable to (D,), optional
         The network's input is (y - input_loc) / input_scale.
+    mask_channel : bool, default=False
+        The network's input is [y_0, m] (2D columns): the zero-filled rows and their masks.
     """
 
     def __init__(self, net: nn.Module, n_components: int, projection=None, center=None,
-                 input_loc=None, input_scale=None):
+                 input_loc=None, input_scale=None, mask_channel: bool = False):
         super().__init__()
         self.net = net
         self.n_components = int(n_components)
+        self.mask_channel = bool(mask_channel)
         if input_loc is not None:
             self.register_buffer("input_loc", torch.as_tensor(input_loc).clone())
             self.register_buffer("input_scale", torch.as_tensor(input_scale).clone())
@@ -72,7 +79,12 @@ class AmortizedLatent(nn.Module):
         log_var : torch.Tensor of shape (n, K)
             The log-variances.
         """
-        out = self.net(y if self.input_loc is None else (y - self.input_loc) / self.input_scale)
+        observed = ~torch.isnan(y)
+        y = torch.where(observed, y, y.new_zeros(()))
+        v = y if self.input_loc is None else (y - self.input_loc) / self.input_scale
+        if self.mask_channel:
+            v = torch.cat([torch.where(observed, v, v.new_zeros(())), observed.to(v.dtype)], -1)
+        out = self.net(v)
         K = self.n_components
         if isinstance(out, (tuple, list)):
             if len(out) != 2:

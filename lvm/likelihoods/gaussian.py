@@ -92,7 +92,8 @@ class GaussianLikelihood(Likelihood):
         GaussianLikelihood
             A new instance.
         """
-        var = Y.var(0, correction=0).to(torch.float64) if Y.shape[0] > 1 else \
+        Y64 = Y.to(torch.float64)  # NaN (missing entries) are left out of the variance
+        var = torch.nanmean((Y64 - torch.nanmean(Y64, 0)) ** 2, 0) if Y.shape[0] > 1 else \
             torch.ones(Y.shape[1], dtype=torch.float64, device=Y.device)
         scale = max(float(var.mean()), 1e-300)
         init = (var.mean() if noise == "shared" else var) * fraction

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import numbers
 import warnings
 
@@ -15,6 +16,7 @@ from .._gradient import GradientLatentModel, TrainingPlan
 from .._validation import Interval, StrOptions, positive_int, positive_real, unit_interval
 from .._stats import location_and_scale
 from ..evidence import EvidenceEstimate
+from ..evidence.estimators import importance_log_weights
 from ..latents import AmortizedLatent
 from ..likelihoods import LIKELIHOODS, GaussianLikelihood
 from .networks import ACTIVATIONS, VAEModule, build_decoder, build_encoder, start_at_affine
@@ -127,6 +129,13 @@ class VAE(GradientLatentModel):
     tol : float or None, default=None
         Without validation, stop when the training ELBO per point improved by less than ``tol``
         (relative) over 5 epochs. None runs all epochs.
+    train_samples : int or None, default=None
+        Draws per row in the training objective: 1 is the ELBO (the VAE); k > 1 the
+        importance-weighted bound with k draws (IWAE; with missing values MIWAE, Mattei & Frellsen
+        2019), tighter, so the decoder is less pulled toward what a Gaussian q can fit, at k times
+        the cost per step. None: 1 for complete data, 20 when the training data have missing
+        entries (MIWAE's choice; with the ELBO, a linear VAE on 30% missing entries ended 6% below
+        the exact evidence, with 20 draws within 1%).
     n_importance_samples : int, default=256
         S for ``score_samples`` / ``score`` (evaluated in chunks, memory O(S * chunk * width)).
     device : {"auto", "cpu", "cuda"} or torch.device, default="auto"
@@ -205,6 +214,7 @@ class VAE(GradientLatentModel):
     """
 
     family = "neural"
+    _allow_nan = True
     _likelihoods = "all"
 
     _parameter_constraints: dict = {
@@ -223,13 +233,15 @@ class VAE(GradientLatentModel):
         "validation_fraction": [unit_interval()],
         "patience": [positive_int(), None],
         "tol": [Interval(numbers.Real, 0, None, closed="left"), None],
+        "train_samples": [positive_int(), None],
     }
 
     def __init__(self, n_components=2, *, hidden_sizes=(256, 256), activation="relu",
                  likelihood="gaussian", noise="per_feature", init="linear", encoder=None,
                  decoder=None, batch_size=128, max_epochs=None, learning_rate=1e-3,
-                 validation_fraction=0.1, patience=None, tol=None, n_importance_samples=256,
-                 device="auto", dtype=None, random_state=None, verbose=False):
+                 validation_fraction=0.1, patience=None, tol=None, train_samples=None,
+                 n_importance_samples=256, device="auto", dtype=None, random_state=None,
+                 verbose=False):
         self.n_components = n_components
         self.hidden_sizes = hidden_sizes
         self.activation = activation
@@ -244,6 +256,7 @@ class VAE(GradientLatentModel):
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.tol = tol
+        self.train_samples = train_samples
         self.n_importance_samples = n_importance_samples
         self.device = device
         self.dtype = dtype
@@ -254,7 +267,7 @@ class VAE(GradientLatentModel):
         super()._check_data_hyperparameters(Z)
         if self.noise == "per_feature" and issubclass(LIKELIHOODS[self.likelihood],
                                                       GaussianLikelihood) and Z.shape[0] > 1:
-            var = Z.var(0, correction=0)
+            var = torch.nanmean((Z - torch.nanmean(Z, 0)) ** 2, 0)
             constant = torch.nonzero(var <= 1e-6 * var.mean()).flatten().tolist()
             if constant:
                 warnings.warn(
@@ -319,13 +332,18 @@ class VAE(GradientLatentModel):
         ``random_state`` alone."""
         D, K = Z.shape[1], int(self.n_components)
         self._n_train_rows = dist.max_int(Z.shape[0])  # sets the steps per epoch
+        # Missing entries: the encoder sees the mask as well (MIWAE); decided once, by the data.
+        masked = bool(dist.max_int(int(torch.isnan(Z).any())))
+        self._train_samples = (int(self.train_samples) if self.train_samples is not None
+                               else 20 if masked else 1)
         likelihood_class = LIKELIHOODS[self.likelihood]
         nested = self._nested_start(Z)
         # The networks are built on the CPU (then moved), so only the CPU RNG needs forking.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self._new_seed())
             hidden = tuple(int(h) for h in self.hidden_sizes)
-            encoder = (build_encoder(D, K, hidden, self.activation, affine=nested)
+            encoder = (build_encoder(2 * D if masked else D, K, hidden, self.activation,
+                                     affine=nested)
                        if self.encoder is None else copy.deepcopy(self.encoder))
             likelihood = likelihood_class.from_data(Z, noise=self.noise)
             if self.decoder is None:
@@ -333,14 +351,16 @@ class VAE(GradientLatentModel):
                 if not nested:
                     last = [m for m in decoder.modules() if isinstance(m, torch.nn.Linear)][-1]
                     with torch.no_grad():  # start the decoder at the data mean
-                        last.bias.copy_(likelihood.inverse_mean(Z.mean(0)).to(last.bias).cpu())
+                        mean = torch.nanmean(Z, 0)
+                        last.bias.copy_(likelihood.inverse_mean(mean).to(last.bias).cpu())
             else:
                 decoder = copy.deepcopy(self.decoder)
         if likelihood.location_scale:  # the data are standardized already
-            latent = AmortizedLatent(encoder, K)
+            latent = AmortizedLatent(encoder, K, mask_channel=masked)
         else:  # counts, intensities: the encoder still sees unit-scale input
             loc, scale = location_and_scale(Z.to(self._dtype))
-            latent = AmortizedLatent(encoder, K, input_loc=loc, input_scale=scale)
+            latent = AmortizedLatent(encoder, K, input_loc=loc, input_scale=scale,
+                                     mask_channel=masked)
         module = VAEModule(latent, decoder, likelihood, K).to(device=self._device,
                                                                dtype=self._dtype)
         if nested:
@@ -370,23 +390,50 @@ class VAE(GradientLatentModel):
             noise = likelihood.noise.to(torch.float64).expand(Z.shape[1])
         W, A, log_var = _diagonal_posterior(W, noise)
         start_at_affine(module.decoder, W, mean)
-        start_at_affine(module.encoder, torch.cat([A, torch.zeros_like(A)]),
-                        torch.cat([-A @ mean, log_var]))
+        weight = torch.cat([A, torch.zeros_like(A)])
+        if module.latent.mask_channel:
+            # The complete-data posterior applied to the zero-filled row (zero: the mean); the
+            # mask's columns start at zero, and training learns how holes should widen q.
+            weight = torch.cat([weight, torch.zeros_like(weight)], 1)
+        start_at_affine(module.encoder, weight, torch.cat([-A @ mean, log_var]))
 
     @property
     def module_(self) -> VAEModule:
         return self._model
 
     def _batch_objective(self, z, rows, generator):
-        eps = torch.randn(z.shape[0], self.n_components_, generator=generator, device=z.device,
-                          dtype=z.dtype)
-        return self._model(z, eps), None
+        S = self._train_samples
+        if S == 1:
+            eps = torch.randn(z.shape[0], self.n_components_, generator=generator,
+                              device=z.device, dtype=z.dtype)
+            return self._model(z, eps), None
+        # The importance-weighted bound with S draws per row (IWAE; MIWAE with missing entries).
+        module = self._model
+        mask = ~torch.isnan(z) if module.latent.mask_channel else None  # no host sync per step
+        mu, log_var = module.latent.encode(z)
+        eps = torch.randn(S, z.shape[0], self.n_components_, generator=generator,
+                          device=z.device, dtype=z.dtype)
+        log_w = importance_log_weights(
+            z, mu, torch.exp(log_var), eps,
+            lambda y, x: module.likelihood.log_prob(y, module.decoder(x), mask))
+        return torch.logsumexp(log_w, 0) - math.log(S), None
+
+    @property
+    def _validation_method(self) -> str:
+        """Early stopping watches the objective being trained: the ELBO or the IW bound."""
+        return "elbo" if self._train_samples == 1 else "iwae"
+
+    @property
+    def _validation_samples(self) -> int:
+        return self._train_samples
 
     def _posterior_params(self, Z):
         return self._model.latent(Z)
 
     def _log_likelihood(self, z, x):
-        return self._model.likelihood.log_prob(z, self._model.decoder(x))
+        mask = ~torch.isnan(z)
+        return self._model.likelihood.log_prob(z, self._model.decoder(x),
+                                               None if bool(mask.all()) else mask)
 
     def _decode(self, X):
         self._model.eval()

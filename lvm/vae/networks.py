@@ -146,7 +146,12 @@ class VAEModule(nn.Module):
         return self.latent.encode(y)
 
     def forward(self, y: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        """ELBO per data point, shape (n,), with the reparameterization x = mu + sigma * eps."""
+        """ELBO per data point, shape (n,), with the reparameterization x = mu + sigma * eps.
+
+        Rows with missing entries (NaN) need an encoder with a mask channel; their likelihood
+        counts the observed entries only (the MIWAE bound of log p(y_o))."""
         mu, log_var = self.latent.encode(y)
         x = mu + torch.exp(0.5 * log_var) * eps
-        return self.likelihood.log_prob(y, self.decoder(x)) - self.latent.kl_log_var(mu, log_var)
+        mask = ~torch.isnan(y) if self.latent.mask_channel else None
+        return (self.likelihood.log_prob(y, self.decoder(x), mask)
+                - self.latent.kl_log_var(mu, log_var))

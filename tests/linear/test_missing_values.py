@@ -95,7 +95,7 @@ def test_errors_name_the_problem():
     with pytest.raises(ValueError, match="n_components='auto' needs complete data"):
         lvm.PPCA("auto", device="cpu").fit(holes)
     with pytest.raises(ValueError, match="NaN"):
-        lvm.VAE(1, max_epochs=1).fit(holes)
+        lvm.DiffusionModel(max_epochs=1).fit(holes)
 
 
 # ------------------------------------------------------------------------------ imputation
