@@ -242,14 +242,19 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         if isinstance(Y, torch.Tensor):
             T = self._check_tensor(Y, name="Y", reset=reset, min_samples=min_samples)
         else:
-            Yn = validate_data(
-                self,
-                Y,
-                reset=reset,
-                dtype=[np.float64, np.float32],
-                ensure_min_samples=min_samples,
-                ensure_all_finite="allow-nan" if self._allow_nan else True,
-            )
+            try:
+                Yn = validate_data(
+                    self,
+                    Y,
+                    reset=reset,
+                    dtype=[np.float64, np.float32],
+                    ensure_min_samples=min_samples,
+                    ensure_all_finite="allow-nan" if self._allow_nan else True,
+                )
+            except ValueError as exc:
+                if "contains NaN" in str(exc) and "infinity" not in str(exc):
+                    raise ValueError(self._no_missing_values_message()) from None
+                raise
             if not Yn.flags.writeable:  # e.g. a read-only memmap; torch needs writable memory
                 Yn = np.array(Yn)
             Yn = np.ascontiguousarray(Yn)  # torch rejects negative strides (e.g. Y[::-1])
@@ -265,6 +270,12 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
 
     #: Whether NaN in Y means "missing" (the family evaluates the evidence of the observed entries).
     _allow_nan = False
+
+    def _no_missing_values_message(self) -> str:
+        return (f"Input Y contains NaN, and {type(self).__name__} does not model missing values. "
+                "PPCA, FactorAnalysis, VAE and BayesianGPLVM do (NaN means missing; their "
+                "allow_nan tag is True); or fill the holes first, e.g. with "
+                "lvm.LatentImputer(lvm.PPCA(...)) in a Pipeline.")
 
     @staticmethod
     def _check_missing(T: torch.Tensor) -> None:
@@ -338,6 +349,8 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         T = T.to(device=self._device, dtype=self._working_dtype(dtype))
         finite = torch.isfinite(T) | (torch.isnan(T) if self._allow_nan and name == "Y" else False)
         if not bool(finite.all()):
+            if name == "Y" and not self._allow_nan and not bool(torch.isinf(T).any()):
+                raise ValueError(self._no_missing_values_message())
             raise ValueError(f"Input {name} contains " + ("infinity" if self._allow_nan
                                                            else "NaN or infinity") + ".")
         if n_columns is None:

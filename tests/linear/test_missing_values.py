@@ -133,5 +133,5 @@ def test_latent_imputer_in_a_pipeline():
     target = np.nan_to_num(Y[:, 0])
     pipe = make_pipeline(lvm.LatentImputer(lvm.PPCA(2, device="cpu")), LinearRegression())
     assert pipe.fit(Y, target).predict(Y).shape == (300,)
-    with pytest.raises(ValueError, match="VAE does not model missing values"):
-        lvm.LatentImputer(lvm.VAE(1)).fit(Y)
+    with pytest.raises(ValueError, match="DiffusionModel does not model missing values"):
+        lvm.LatentImputer(lvm.DiffusionModel()).fit(Y)
