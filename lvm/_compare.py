@@ -89,7 +89,10 @@ class ComparisonTable(list):
                        f"points; " + ("standardized per feature (Jacobian included)"
                                      if r["standardized"] else "raw data")
                        + ("; dequantized (uniform noise on integer data: lower bounds on the "
-                          "discrete log-probability)." if r.get("dequantized") else "."))
+                          "discrete log-probability)" if r.get("dequantized") else "")
+                       + (f"; {100 * r['missing_fraction']:.3g}% of the entries are missing (NaN):"
+                          " each number is the evidence of a row's observed entries, log p(y_o)"
+                          if r.get("missing_fraction") else "") + ".")
         return "\n".join(out)
 
     __repr__ = __str__
@@ -115,7 +118,9 @@ def _mean_se(v: np.ndarray):
 
 
 def _is_integer_valued(*arrays) -> bool:
-    return all(np.all(np.isfinite(a)) and np.all(a == np.round(a)) for a in arrays)
+    """Whether every observed (non-NaN) entry is a finite whole number."""
+    values = [a[~np.isnan(a)] for a in arrays]
+    return all(np.all(np.isfinite(v)) and np.all(v == np.round(v)) for v in values)
 
 
 def compare(models, Y=None, *, Y_train=None, Y_test=None, test_size=0.2, standardize=False,
@@ -127,7 +132,10 @@ def compare(models, Y=None, *, Y_train=None, Y_test=None, test_size=0.2, standar
     models : list of estimators or dict name -> estimator
         Unfitted lvm estimators (each is cloned before fitting).
     Y : array-like of shape (n_samples, n_features), optional
-        Split into train and held-out parts by ``test_size`` and ``random_state``.
+        Split into train and held-out parts by ``test_size`` and ``random_state``. NaN marks a
+        missing entry: every model must then model missing values (``allow_nan`` tag; PPCA,
+        FactorAnalysis, VAE, BayesianGPLVM), and each number is the evidence of the observed
+        entries, :math:`\log p(y_o)`, as the table's footer says.
     Y_train, Y_test : array-like, optional
         An explicit split instead of ``Y``.
     test_size : float or int, default=0.2
@@ -175,6 +183,17 @@ def compare(models, Y=None, *, Y_train=None, Y_test=None, test_size=0.2, standar
             f"Y_train and Y_test must be 2-D with the same number of features; got shapes "
             f"{Y_train.shape} and {Y_test.shape}."
         )
+    missing = float(np.isnan(Y_train).mean() * Y_train.size + np.isnan(Y_test).mean()
+                    * Y_test.size) / max(1, Y_train.size + Y_test.size)
+    if missing:
+        unable = [type(m).__name__ for m in (models.values() if isinstance(models, dict)
+                                            else models)
+                  if not m.__sklearn_tags__().input_tags.allow_nan]
+        if unable:
+            raise ValueError(
+                f"The data have missing values (NaN, {100 * missing:.3g}% of the entries), but "
+                f"{', '.join(dict.fromkeys(unable))} does not model them; leave it out, or fill "
+                "the holes first (e.g. lvm.LatentImputer).")
     integer = _is_integer_valued(Y_train, Y_test)
     if dequantize:
         if not integer:
@@ -189,13 +208,16 @@ def compare(models, Y=None, *, Y_train=None, Y_test=None, test_size=0.2, standar
             "probabilities, can grow without bound, and are not comparable between families. "
             "Pass dequantize=True for lower bounds on the discrete log-probability.",
             UserWarning, stacklevel=2)
-    log_jacobian = 0.0
+    jac_train = jac_test = 0.0
     if standardize:
-        mean = Y_train.mean(0)
-        scale = Y_train.std(0)
-        scale[scale == 0] = 1.0
+        mean = np.nanmean(Y_train, 0)
+        scale = np.nanstd(Y_train, 0)
+        scale[~(scale > 0)] = 1.0
         Y_train, Y_test = (Y_train - mean) / scale, (Y_test - mean) / scale
-        log_jacobian = -float(np.log(scale).sum())
+        # log |dz/dy| of each row: over its observed entries only when some are missing.
+        log_scale = np.log(scale)
+        jac_train = -((~np.isnan(Y_train)) @ log_scale)
+        jac_test = -((~np.isnan(Y_test)) @ log_scale)
     if isinstance(models, dict):
         named = list(models.items())
     else:
@@ -219,8 +241,8 @@ def compare(models, Y=None, *, Y_train=None, Y_test=None, test_size=0.2, standar
         t0 = time.perf_counter()
         model.fit(Y_train)
         t1 = time.perf_counter()
-        tr = np.asarray(model.score_samples(Y_train), dtype=np.float64) + log_jacobian
-        te = np.asarray(model.score_samples(Y_test), dtype=np.float64) + log_jacobian
+        tr = np.asarray(model.score_samples(Y_train), dtype=np.float64) + jac_train
+        te = np.asarray(model.score_samples(Y_test), dtype=np.float64) + jac_test
         tr_mean, tr_se = _mean_se(tr)
         te_mean, te_se = _mean_se(te)
         record = {
@@ -239,6 +261,7 @@ def compare(models, Y=None, *, Y_train=None, Y_test=None, test_size=0.2, standar
             "converged": "yes" if getattr(model, "converged_", True) else "no",
             "standardized": bool(standardize),
             "dequantized": bool(dequantize),
+            "missing_fraction": missing,
             "n_train": len(Y_train),
             "n_test": len(Y_test),
             "estimator": model,

@@ -5,7 +5,7 @@ Uses only the public API. Importing this module imports neither torch, GPyTorch 
 
 Conventions (decisions the issue left open):
 
-- Every problem with the user's input (a bad option, an unreadable or non-numeric file, NaNs, a
+- Every problem with the user's input (a bad option, an unreadable or non-numeric file, infinity, a
   hyper-parameter an estimator rejects) is one line on stderr, ``lvm: error: ...``, and exit status
   2. An estimator's own validation message is passed through (its first line). A fit that fails
   numerically (``lvm.NumericalError``) is one line too, with exit status 1.
@@ -19,6 +19,10 @@ Conventions (decisions the issue left open):
   (``--keep-index`` keeps it). ``--labels COLUMN`` takes a column out of the features (a header
   name, or a 0-based index of the file's columns, negative from the end) and colours the figures by
   it; labels may be text. Files are read by pandas when it is installed, else by ``numpy.loadtxt``.
+- Missing values: an empty cell, ``NA``, ``nan``, ``null``, ``none`` or ``-`` (or NaN in an
+  ``.npy``/``.npz``) is a missing entry, with a note saying how many. The models that model missing
+  values (PPCA, FactorAnalysis, VAE, BayesianGPLVM) score each row's observed entries; one that
+  does not (the diffusion model) is a one-line error. Infinity is an error.
 """
 
 from __future__ import annotations
@@ -117,7 +121,7 @@ def load_table(path, labels=None, *, keep_index=False, note=_note):
 
     Returns
     -------
-    Y : ndarray of shape (n_samples, n_features), float64, finite
+    Y : ndarray of shape (n_samples, n_features), float64, NaN where a value is missing
     labels : ndarray of shape (n_samples,) or None
     """
     path = Path(path)
@@ -144,13 +148,20 @@ def load_table(path, labels=None, *, keep_index=False, note=_note):
         raise InputError(f"{path} must hold a 2-D table (rows = samples), got shape {Y.shape}.")
     if Y.shape[1] == 0:
         raise InputError(f"{path} has no feature columns left.")
-    bad = ~np.isfinite(Y)
+    bad = np.isinf(Y)
     if bad.any():
         r, c = np.argwhere(bad)[0]
         raise InputError(
-            f"{path} has {int(bad.sum())} missing or infinite value(s) (first at row {r + 1}, "
-            f"feature {c + 1}); impute or drop them first."
+            f"{path} has {int(bad.sum())} infinite value(s) (first at row {r + 1}, feature "
+            f"{c + 1}); only NaN (or an empty cell) means a missing value. Fix or drop them."
         )
+    empty = np.isnan(Y).all(1) if Y.ndim == 2 and Y.shape[1] else np.zeros(0, bool)
+    if empty.any():
+        raise InputError(f"{path}: row {int(np.argmax(empty)) + 1} has no observed value; drop it.")
+    if np.isnan(Y).any():
+        note(f"{path.name}: {int(np.isnan(Y).sum())} missing value(s) (NaN, "
+             f"{100 * float(np.isnan(Y).mean()):.3g}% of the entries): the models score the "
+             "observed entries of each row.")
     if lab is not None and len(lab) != len(Y):
         raise InputError(f"{path}: {len(lab)} labels for {len(Y)} rows.")
     return Y, lab
@@ -281,8 +292,8 @@ def _read_delimited(path, labels, keep_index, note):
     if index_col is not None:
         note(f"dropped column 0 ({first[0]!r}) of {path.name} as a row index: {why} "
              "(--keep-index keeps it).")
-    if not np.isfinite(Y).all():
-        # a precise message where a cell is to blame (else load_table names the first NaN)
+    if np.isinf(Y).any():
+        # a precise message where a cell is to blame (else load_table names the first one)
         _diagnose(path, delimiter, header, names, n_columns, features)
     if label_col is None and names is not None:
         for j in features:
@@ -319,12 +330,21 @@ def _parse(path, delimiter, header, n_columns, features, label_col):
     # With every column used, numpy itself rejects a row of another width.
     usecols = None if len(features) == n_columns else features
     try:
-        Y = np.loadtxt(path, dtype=np.float64, usecols=usecols, ndmin=2, **kw)
+        try:
+            Y = np.loadtxt(path, dtype=np.float64, usecols=usecols, ndmin=2, **kw)
+        except ValueError:  # empty or "NA" cells: missing values, read as NaN
+            Y = np.loadtxt(path, dtype=np.float64, usecols=usecols, ndmin=2,
+                           converters=_cell_or_nan, **kw)
         lab = None if label_col is None else np.loadtxt(path, dtype=str, usecols=[label_col],
                                                         ndmin=1, **kw)
     except ValueError:
         return None, None
     return Y, lab
+
+
+def _cell_or_nan(cell: str) -> float:
+    """A cell as a number, NaN where it marks a missing value ("", "NA", "null", ...)."""
+    return np.nan if cell.strip().lower() in _MISSING else float(cell)
 
 
 def _diagnose(path, delimiter, header, names, n_columns, features):
@@ -351,9 +371,7 @@ def _diagnose(path, delimiter, header, names, n_columns, features):
                     pass
                 column = repr(names[j]) if names else f"{j} (0-based)"
                 if cell.lower() in _MISSING:
-                    raise InputError(
-                        f"{path}: missing value {cell!r} in column {column}, row {row_number} "
-                        f"(line {line_number}); impute or drop it first.")
+                    continue  # a missing value: NaN
                 raise InputError(
                     f"{path}: column {column} is not numeric (row {row_number} holds {cell!r}); "
                     f"drop or encode it, or pass --labels {names[j] if names else j} if it holds "

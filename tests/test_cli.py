@@ -213,8 +213,8 @@ def test_npz_and_npy_labels(tmp_path):
     "content, message",
     [
         ("a,b\n1,2\n3,x\n", "column 'b' is not numeric (row 2 holds 'x')"),
-        ("1,2\n3,nan\n5,6\n", "missing or infinite"),
-        ("a,b\n1,2\n3,\n", "missing value '' in column 'b', row 2 (line 3)"),
+        ("1,2\n3,inf\n5,6\n", "1 infinite value(s) (first at row 2, feature 2)"),
+        ("a,b\n1,2\n,\n", "row 2 has no observed value"),
         ("1,2\n3\n", "row 2 (line 2) has 1 fields, expected 2"),
         ("1,2,3\n4,5,6,7\n", "row 2 (line 2) has 4 fields, expected 3"),
         ("", "is empty"),
@@ -391,3 +391,21 @@ def test_integer_data_are_dequantized_on_request_and_noted_otherwise(tmp_path, c
                  "--components", "1", "--dequantize"]) == 0
     captured = capsys.readouterr()
     assert "dequantized" in captured.out and "integer-valued" not in captured.err
+
+
+def test_missing_values_are_read_as_nan_and_scored_as_observed_entries(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    Y = lvm.datasets.make_ppca(200, 5, 2, random_state=0).Y
+    holes = rng.random(Y.shape) < 0.1
+    lines = ["a,b,c,d,e"] + [",".join("" if h else f"{v:.6g}" for v, h in zip(row, hrow))
+                             for row, hrow in zip(Y, holes)]
+    (tmp_path / "holes.csv").write_text("\n".join(lines) + "\n")
+    Z, _ = load_table(tmp_path / "holes.csv", note=lambda m: None)
+    np.testing.assert_array_equal(np.isnan(Z), holes)
+    assert main(["compare", "--data", str(tmp_path / "holes.csv"), "--models", "ppca,fa"]) == 0
+    out, err = capsys.readouterr()
+    assert "missing value(s)" in err and "observed entries" in out
+    assert main(["compare", "--data", str(tmp_path / "holes.csv"), "--models",
+                 "ppca,diffusion"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "DiffusionModel does not model them" in err[-1]
