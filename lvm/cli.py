@@ -62,7 +62,8 @@ MODELS = {
 DEMO_MODELS = {
     "ppca": ("PPCA", {}),
     "fa": ("FactorAnalysis", {}),
-    "vae": ("VAE", {"hidden_sizes": (128, 128), "max_epochs": 200, "batch_size": 128}),
+    "vae": ("VAE", {"hidden_sizes": (128, 128), "max_epochs": 200, "batch_size": 128,
+                    "patience": 20}),
     "gplvm": ("BayesianGPLVM", {"n_inducing": 50}),
     "diffusion": ("DiffusionModel", {"max_epochs": 400, "patience": 50}),
 }
