@@ -37,6 +37,7 @@ from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import train_test_split
 
 import lvm
+import lvm._base  # resolve_device (lvm imports its submodules lazily)
 from lvm.diffusion import LinearSchedule, ResidualDenoiser
 
 LOG_2PI = math.log(2 * math.pi)

@@ -31,6 +31,7 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 import lvm
+import lvm._base  # resolve_device (lvm imports its submodules lazily)
 
 LOG_2PI = math.log(2 * math.pi)
 
