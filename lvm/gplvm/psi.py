@@ -174,9 +174,14 @@ def _linear_plus_rbf(kernel, mu, var, Z, per_point, weights=None):
         Q = Z.shape[1]
         if weights is None:
             AB = b.psi1.T @ torch.cat([pull, shrink], dim=-1)  # (M, 2Q)
-        else:  # w^T (Psi_1 (x) [a, b]) through an (N, M, 2Q) product: no (D, N, M) or N M^2 term
-            G = b.psi1.unsqueeze(-1) * torch.cat([pull, shrink], dim=-1).unsqueeze(1)
-            AB = (weights.T @ G.reshape(G.shape[0], -1)).reshape(-1, Z.shape[0], 2 * Q)
+        else:  # w^T (Psi_1 (x) [a, b]) by row chunks of (n, M, 2Q): no (D, N, M) or N M^2 term
+            ab = torch.cat([pull, shrink], dim=-1)
+            AB = 0.0
+            for i in range(0, mu.shape[0], PSI2_CHUNK):
+                rows = slice(i, i + PSI2_CHUNK)
+                G = b.psi1[rows].unsqueeze(-1) * ab[rows].unsqueeze(1)
+                AB = AB + weights[rows].T @ G.reshape(G.shape[0], -1)
+            AB = AB.reshape(-1, Z.shape[0], 2 * Q)
         T = AB[..., :Q] + Z * AB[..., Q:]  # (M, Q) or (D, M, Q)
         cross = Zv @ T.mT
     return PsiStatistics(a.psi0 + b.psi0, a.psi1 + b.psi1, a.psi2 + b.psi2 + cross + cross.mT)
