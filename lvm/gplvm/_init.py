@@ -75,10 +75,11 @@ def initial_kernel(kernel: gpytorch.kernels.Kernel, start: PCAStart, from_regist
         if from_registry:
             # linear + RBF starts as Bayesian PCA (the linear part at the PCA solution, which the
             # sum kernel contains) with a small RBF part: a tenth of the linear part's prior
-            # variance at a typical x (sum_q v_q, for x of unit variance per dim). Small, so that the
-            # start is within the noise (itself started at a tenth of the data's variance) of the
-            # linear model's optimum, yet not so small that the softplus-parametrized outputscale's
-            # gradient (proportional to its value) leaves the RBF part switched off.
+            # variance at a typical x (sum_q v_q, for x of unit variance per dim), about the noise
+            # (started at a tenth of the data's variance), so the fit starts near the linear model.
+            # Not much smaller: the softplus-parametrized outputscale's gradient is proportional to
+            # its value, and from 1 % the fit to the digits stopped at the linear model (RBF part
+            # switched off, held-out -172.0 nats/point against -149.7 from a tenth).
             lin, rbf = sorted(kernel.kernels, key=lambda k: not isinstance(
                 k, gpytorch.kernels.LinearKernel))
             rbf.outputscale = RBF_FRACTION_OF_LINEAR * lin.variance.sum()
