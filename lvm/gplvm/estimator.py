@@ -84,6 +84,12 @@ class BayesianGPLVM(GradientLatentModel):
         the linear model and starts at it (the linear part at the PCA solution, the RBF outputscale at
         a tenth of the linear variances' sum); ``"matern"``: ScaleKernel(MaternKernel(nu=2.5, ard)),
         SVI only. A kernel instance is copied; collapsed inference needs one of the first three forms.
+        Held-out log p(y) per point of ``"linear+rbf"`` minus ``"rbf"`` (paired over the points of
+        an 80/20 split, Q = 2, collapsed defaults, random_state=0): +0.004 +- 0.010 on
+        ``make_ppca(600, 10, 2)`` (where it switches its RBF part off and matches PPCA), +0.57 +- 0.41
+        on oil flow (+1.47 +- 0.22 at Q = 10), +0.36 +- 0.41 on the dequantized digits. The default
+        stays ``"rbf"``: on oil flow at Q = 10 (random_state=0) the sum's 3 effective dims give
+        98.0 % 10-fold 1-NN accuracy against the 99 % that ``"rbf"`` reaches (99.8 % with seeds 1, 2).
     inference : {"collapsed", "svi"}, default="collapsed"
     likelihood : {"gaussian", "bernoulli"}, default="gaussian"
         Any likelihood of :mod:`lvm.likelihoods` with ``inference="svi"``; the collapsed bound needs
