@@ -160,30 +160,37 @@ def _sum_parts(kernel):
 
 def _linear_plus_rbf(kernel, mu, var, Z, per_point, weights=None):
     lin, rbf = _sum_parts(kernel)
-    a = _part(_linear, lin, mu, var, Z, per_point, weights)
     b = _part(_rbf, rbf, mu, var, Z, per_point, weights)
     l2 = rbf.base_kernel.lengthscale.reshape(-1) ** 2
     Zv = Z * lin.variance.reshape(-1)  # (M, Q)
     shrink = var / (l2 + var)  # b_nq: the weight of z_m' in the mean c_nm' of x under k_rbf q(x)
     pull = mu * (1.0 - shrink)  # a_nq = l^2 mu / (l^2 + s)
     if per_point:
-        # c_{nm'q} = a_nq + b_nq z_m'q, (N, M, Q): X^(n) = (Zv c_n^T) * Psi_1^rbf_n (columns).
-        c = pull.unsqueeze(1) + shrink.unsqueeze(1) * Z
-        cross = torch.einsum("mq,nkq->nmk", Zv, c) * b.psi1.unsqueeze(1)
-    else:
-        Q = Z.shape[1]
-        if weights is None:
-            AB = b.psi1.T @ torch.cat([pull, shrink], dim=-1)  # (M, 2Q)
-        else:  # w^T (Psi_1 (x) [a, b]) by row chunks of (n, M, 2Q): no (D, N, M) or N M^2 term
-            ab = torch.cat([pull, shrink], dim=-1)
-            AB = 0.0
-            for i in range(0, mu.shape[0], PSI2_CHUNK):
-                rows = slice(i, i + PSI2_CHUNK)
-                G = b.psi1[rows].unsqueeze(-1) * ab[rows].unsqueeze(1)
-                AB = AB + weights[rows].T @ G.reshape(G.shape[0], -1)
-            AB = AB.reshape(-1, Z.shape[0], 2 * Q)
-        T = AB[..., :Q] + Z * AB[..., Q:]  # (M, Q) or (D, M, Q)
-        cross = Zv @ T.mT
+        # Psi_2^lin(n) + X^(n) + X^(n)T as one batched product of (M, 3Q+1) factors (one N x M x M
+        # result, no transposed copy): Psi_2^lin(n) = p p^T + (Zv diag s_n) Zv^T with p = Zv mu_n,
+        # and X^(n) = Zv R_n^T with R_n = Psi_1^rbf_n (x) c_n, c_{nm'q} = a_nq + b_nq z_m'q.
+        N, M = mu.shape[0], Z.shape[0]
+        p = mu @ Zv.T  # (N, M): Psi_1 of the linear part
+        R = b.psi1.unsqueeze(-1) * (pull.unsqueeze(1) + shrink.unsqueeze(1) * Z)  # (N, M, Q)
+        Zv_n = Zv.expand(N, M, Zv.shape[1])
+        left = torch.cat([Zv * var.unsqueeze(1), p.unsqueeze(-1), Zv_n, R], dim=-1)
+        right = torch.cat([Zv_n, p.unsqueeze(-1), R, Zv_n], dim=-1)
+        psi0 = ((mu * mu + var) * lin.variance.reshape(-1)).sum(-1)
+        return PsiStatistics(psi0 + b.psi0, p + b.psi1, torch.baddbmm(b.psi2, left, right.mT))
+    a = _part(_linear, lin, mu, var, Z, per_point, weights)
+    Q = Z.shape[1]
+    if weights is None:
+        AB = b.psi1.T @ torch.cat([pull, shrink], dim=-1)  # (M, 2Q)
+    else:  # w^T (Psi_1 (x) [a, b]) by row chunks of (n, M, 2Q): no (D, N, M) or N M^2 term
+        ab = torch.cat([pull, shrink], dim=-1)
+        AB = 0.0
+        for i in range(0, mu.shape[0], PSI2_CHUNK):
+            rows = slice(i, i + PSI2_CHUNK)
+            G = b.psi1[rows].unsqueeze(-1) * ab[rows].unsqueeze(1)
+            AB = AB + weights[rows].T @ G.reshape(G.shape[0], -1)
+        AB = AB.reshape(-1, Z.shape[0], 2 * Q)
+    T = AB[..., :Q] + Z * AB[..., Q:]  # (M, Q) or (D, M, Q)
+    cross = Zv @ T.mT
     return PsiStatistics(a.psi0 + b.psi0, a.psi1 + b.psi1, a.psi2 + b.psi2 + cross + cross.mT)
 
 
