@@ -5,7 +5,9 @@ q(x_n) starts at the PCA projection of z_n scaled to unit variance per latent di
 variance 0.1; the ARD lengthscales start at the inverse explained-variance fractions (as GPy does),
 so the first principal direction starts most relevant; the RBF output scale starts at the data's
 mean variance per feature and the noise at a tenth of it, floored at 1e-6 of it. All of this is
-relative to the data's own scale.
+relative to the data's own scale. The linear kernel's variances start at the PCA eigenvalues over D
+(Bayesian PCA's solution for unit-variance latents); ``"linear+rbf"`` starts its linear part there
+and its RBF part with the RBF lengthscales and an outputscale of a tenth of sum_q v_q.
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ from .collapsed import collapsed_terms, kuu_cholesky
 from .psi import psi_statistics
 
 __all__ = ["PCAStart", "pca_start", "initial_kernel", "initial_latent", "initial_inducing",
-           "warm_start_q_u", "LATENT_VAR_INIT", "NOISE_INIT_FRACTION"]
+           "warm_start_q_u", "LATENT_VAR_INIT", "NOISE_INIT_FRACTION", "RBF_FRACTION_OF_LINEAR"]
 
 #: Initial variance of every q(x_n) coordinate (the PCA start has unit variance per latent dim).
 LATENT_VAR_INIT = 0.1
 #: Initial noise variance as a fraction of the data's mean variance per feature.
 NOISE_INIT_FRACTION = 0.1
+#: ``kernel="linear+rbf"``: the RBF outputscale starts at this fraction of sum_q v_q of the linear part.
+RBF_FRACTION_OF_LINEAR = 0.1
 #: Rows used for the warm start of q(u) in SVI.
 _Q_U_START_ROWS = 2000
 
@@ -65,6 +69,25 @@ def initial_kernel(kernel: gpytorch.kernels.Kernel, start: PCAStart, from_regist
     if not data_scale:
         start = PCAStart(start.n_total, start.projection, start.fracs, start.evals / variance)
         variance = torch.ones_like(variance)
+    if isinstance(kernel, gpytorch.kernels.AdditiveKernel):
+        for part in kernel.kernels:
+            _initial_part(part, start, from_registry, variance, D, Q)
+        if from_registry:
+            # linear + RBF starts as Bayesian PCA (the linear part at the PCA solution, which the
+            # sum kernel contains) with a small RBF part: a tenth of the linear part's prior
+            # variance at a typical x (sum_q v_q, for x of unit variance per dim), about the noise
+            # (started at a tenth of the data's variance), so the fit starts near the linear model.
+            # Not much smaller: the softplus-parametrized outputscale's gradient is proportional to
+            # its value, and from 1 % the fit to the digits stopped at the linear model (RBF part
+            # switched off, held-out -172.0 nats/point against -149.7 from a tenth).
+            lin, rbf = sorted(kernel.kernels, key=lambda k: not isinstance(
+                k, gpytorch.kernels.LinearKernel))
+            rbf.outputscale = RBF_FRACTION_OF_LINEAR * lin.variance.sum()
+        return kernel
+    return _initial_part(kernel, start, from_registry, variance, D, Q)
+
+
+def _initial_part(kernel, start, from_registry, variance, D, Q):
     if isinstance(kernel, gpytorch.kernels.LinearKernel):
         kernel.variance = (start.evals[:Q] / D).clamp_min(1e-6 * variance).reshape(
             kernel.raw_variance.shape)

@@ -24,6 +24,23 @@ GPyTorch has none, so they are written here, in closed form (Titsias & Lawrence,
   psi_0 = sum_q v_q (mu_q^2 + s_q), Psi_1 = mu diag(v) Z^T,
   Psi_2 = Z diag(v) (mu^T mu + diag(sum_n s_n)) diag(v) Z^T.
 
+* the sum ``AdditiveKernel(LinearKernel(ard), ScaleKernel(RBFKernel(ard)))`` (``kernel="linear+rbf"``,
+  either order): psi_0 and Psi_1 are the sums of the parts', and
+  Psi_2 = Psi_2^lin + Psi_2^rbf + X + X^T with the cross term
+  X^{(n)}_{mm'} = E[k_lin(z_m, x_n) k_rbf(x_n, z_{m'})]. The RBF factor times q(x_n) is
+  Psi_1^{rbf (nm')} times the Gaussian N(x; c_{nm'}, diag(s_n l^2 / (s_n + l^2))), so
+  E[x k_rbf(x, z_{m'})] = Psi_1^{rbf (nm')} c_{nm'}, and
+
+  .. math::
+      X^{(n)}_{mm'} = \Psi_1^{\mathrm{rbf}\,(nm')} \sum_q v_q z_{mq}
+          \frac{l_q^2 \mu_{nq} + s_{nq} z_{m'q}}{l_q^2 + s_{nq}},
+
+  whose (weighted) sum over n is Z diag(v) T^T with T_{m'q} = sum_n w_n Psi_1^{rbf (nm')}
+  (a_{nq} + b_{nq} z_{m'q}), a = l^2 mu / (l^2 + s), b = s / (l^2 + s): O(N M Q), no N x M x M term.
+
+With ``weights`` w (N, D), Psi_2 is the (D, M, M) stack sum_n w_{nd} Psi_2^{(n)} (psi_0 and Psi_1
+unchanged).
+
 The squared distances are expanded into one matrix product of (N, 2Q+1) by (2Q+1, K) features, so
 nothing of size N x M x M x Q is formed, and only the M (M+1) / 2 pairs m <= m' of the symmetric
 Psi_2 are computed; its sum over n runs over row chunks with activation checkpointing when N is
@@ -113,11 +130,77 @@ def _linear(kernel, mu, var, Z, per_point):
     return PsiStatistics(psi0, psi1, psi2)
 
 
+def _weighted(fn, kernel, mu, var, Z, weights):
+    """psi-statistics with Psi_2 the (D, M, M) stack sum_n w_nd Psi_2^(n), from per-point Psi_2 in
+    row chunks (memory O(chunk x M^2))."""
+    parts = [fn(kernel, mu[i:i + PSI2_CHUNK], var[i:i + PSI2_CHUNK], Z, True)
+             for i in range(0, mu.shape[0], PSI2_CHUNK)]
+    psi2 = sum(torch.einsum("nd,nmk->dmk", weights[i * PSI2_CHUNK:(i + 1) * PSI2_CHUNK], p.psi2)
+               for i, p in enumerate(parts))
+    return PsiStatistics(torch.cat([p.psi0 for p in parts]), torch.cat([p.psi1 for p in parts]), psi2)
+
+
+def _part(fn, kernel, mu, var, Z, per_point, weights):
+    # _rbf and _linear take no weights in this branch: the weighted stack comes from their
+    # per-point Psi_2 in row chunks. Once they take ``weights``, this is
+    # ``fn(kernel, mu, var, Z, per_point, weights=weights)``.
+    if weights is None:
+        return fn(kernel, mu, var, Z, per_point)
+    return _weighted(fn, kernel, mu, var, Z, weights)
+
+
+def _sum_parts(kernel):
+    """(linear, scaled RBF) parts of an AdditiveKernel of exactly those two, else None."""
+    if type(kernel) is not gpytorch.kernels.AdditiveKernel or len(kernel.kernels) != 2:
+        return None
+    lin = [k for k in kernel.kernels if _dispatch(k) is _linear]
+    rbf = [k for k in kernel.kernels if _dispatch(k) is _rbf]
+    return (lin[0], rbf[0]) if len(lin) == 1 and len(rbf) == 1 else None
+
+
+def _linear_plus_rbf(kernel, mu, var, Z, per_point, weights=None):
+    lin, rbf = _sum_parts(kernel)
+    b = _part(_rbf, rbf, mu, var, Z, per_point, weights)
+    l2 = rbf.base_kernel.lengthscale.reshape(-1) ** 2
+    Zv = Z * lin.variance.reshape(-1)  # (M, Q)
+    shrink = var / (l2 + var)  # b_nq: the weight of z_m' in the mean c_nm' of x under k_rbf q(x)
+    pull = mu * (1.0 - shrink)  # a_nq = l^2 mu / (l^2 + s)
+    if per_point:
+        # Psi_2^lin(n) + X^(n) + X^(n)T as one batched product of (M, 3Q+1) factors (one N x M x M
+        # result, no transposed copy): Psi_2^lin(n) = p p^T + (Zv diag s_n) Zv^T with p = Zv mu_n,
+        # and X^(n) = Zv R_n^T with R_n = Psi_1^rbf_n (x) c_n, c_{nm'q} = a_nq + b_nq z_m'q.
+        N, M = mu.shape[0], Z.shape[0]
+        p = mu @ Zv.T  # (N, M): Psi_1 of the linear part
+        R = b.psi1.unsqueeze(-1) * (pull.unsqueeze(1) + shrink.unsqueeze(1) * Z)  # (N, M, Q)
+        Zv_n = Zv.expand(N, M, Zv.shape[1])
+        left = torch.cat([Zv * var.unsqueeze(1), p.unsqueeze(-1), Zv_n, R], dim=-1)
+        right = torch.cat([Zv_n, p.unsqueeze(-1), R, Zv_n], dim=-1)
+        psi0 = ((mu * mu + var) * lin.variance.reshape(-1)).sum(-1)
+        return PsiStatistics(psi0 + b.psi0, p + b.psi1, torch.baddbmm(b.psi2, left, right.mT))
+    a = _part(_linear, lin, mu, var, Z, per_point, weights)
+    Q = Z.shape[1]
+    if weights is None:
+        AB = b.psi1.T @ torch.cat([pull, shrink], dim=-1)  # (M, 2Q)
+    else:  # w^T (Psi_1 (x) [a, b]) by row chunks of (n, M, 2Q): no (D, N, M) or N M^2 term
+        ab = torch.cat([pull, shrink], dim=-1)
+        AB = 0.0
+        for i in range(0, mu.shape[0], PSI2_CHUNK):
+            rows = slice(i, i + PSI2_CHUNK)
+            G = b.psi1[rows].unsqueeze(-1) * ab[rows].unsqueeze(1)
+            AB = AB + weights[rows].T @ G.reshape(G.shape[0], -1)
+        AB = AB.reshape(-1, Z.shape[0], 2 * Q)
+    T = AB[..., :Q] + Z * AB[..., Q:]  # (M, Q) or (D, M, Q)
+    cross = Zv @ T.mT
+    return PsiStatistics(a.psi0 + b.psi0, a.psi1 + b.psi1, a.psi2 + b.psi2 + cross + cross.mT)
+
+
 def _dispatch(kernel):
     if isinstance(kernel, gpytorch.kernels.ScaleKernel) and type(kernel.base_kernel) is gpytorch.kernels.RBFKernel:
         return _rbf
     if type(kernel) is gpytorch.kernels.LinearKernel:
         return _linear
+    if _sum_parts(kernel) is not None:
+        return _linear_plus_rbf
     return None
 
 
@@ -126,20 +209,30 @@ def has_psi_statistics(kernel) -> bool:
     return _dispatch(kernel) is not None
 
 
-def psi_statistics(kernel, mu, var, Z, *, per_point: bool = False) -> PsiStatistics:
-    """psi_0 (N,), Psi_1 (N, M) and Psi_2 ((M, M) summed over n, or (N, M, M) with ``per_point``).
+def psi_statistics(kernel, mu, var, Z, *, per_point: bool = False, weights=None) -> PsiStatistics:
+    """psi_0 (N,), Psi_1 (N, M) and Psi_2 ((M, M) summed over n, (N, M, M) with ``per_point``, or
+    (D, M, M) with ``weights``).
 
     Parameters
     ----------
-    kernel : ``ScaleKernel(RBFKernel(ard_num_dims=Q))`` or ``LinearKernel(ard_num_dims=Q)``.
+    kernel : ``ScaleKernel(RBFKernel(ard_num_dims=Q))``, ``LinearKernel(ard_num_dims=Q)`` or their
+        sum (``AdditiveKernel`` of the two, in either order).
     mu, var : (N, Q) means and variances of q(x).
     Z : (M, Q) inducing inputs.
+    per_point : bool, return every point's Psi_2^(n).
+    weights : (N, D) tensor, optional; Psi_2 is then the stack sum_n w_nd Psi_2^(n) (not with
+        ``per_point``).
     """
     fn = _dispatch(kernel)
     if fn is None:
         raise ValueError(
             f"No closed-form psi-statistics for {type(kernel).__name__}"
             + (f"({type(kernel.base_kernel).__name__})" if hasattr(kernel, "base_kernel") else "")
-            + "; they exist for kernel='rbf' and kernel='linear'. Use inference='svi' for other kernels."
+            + "; they exist for kernel='rbf', 'linear' and 'linear+rbf'. Use inference='svi' for "
+            "other kernels."
         )
-    return fn(kernel, mu, var, Z, per_point)
+    if weights is not None and per_point:
+        raise ValueError("weights sum Psi_2 over the points; per_point=True returns each point's.")
+    if fn is _linear_plus_rbf:
+        return fn(kernel, mu, var, Z, per_point, weights=weights)
+    return _part(fn, kernel, mu, var, Z, per_point, weights)

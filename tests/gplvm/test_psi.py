@@ -1,5 +1,6 @@
 """Must-show 1: closed-form psi-statistics equal Monte Carlo estimates to sampling error."""
 
+import gpytorch
 import pytest
 import torch
 
@@ -19,14 +20,25 @@ def problem():
     return mu, var, Z, x
 
 
-def _kernel(name):
-    k = make_kernel(name, Q).to(torch.float64)
-    if name == "rbf":
+def _set(k):
+    if isinstance(k, gpytorch.kernels.AdditiveKernel):
+        for part in k.kernels:
+            _set(part)
+    elif isinstance(k, gpytorch.kernels.ScaleKernel):
         k.base_kernel.lengthscale = torch.tensor([0.7, 1.3, 2.5], dtype=torch.float64)
         k.outputscale = torch.tensor(1.7, dtype=torch.float64)
     else:
         k.variance = torch.tensor([0.5, 1.5, 0.8], dtype=torch.float64)
     return k
+
+
+def _kernel(name):
+    if name == "rbf+linear":  # the same sum, built with GPyTorch's + in the other order
+        return _set(make_kernel("rbf", Q).to(torch.float64) + make_kernel("linear", Q).to(torch.float64))
+    return _set(make_kernel(name, Q).to(torch.float64))
+
+
+KERNEL_NAMES = ["rbf", "linear", "linear+rbf", "rbf+linear"]
 
 
 def _monte_carlo(k, Z, x):
@@ -38,7 +50,7 @@ def _monte_carlo(k, Z, x):
     return [(t.mean(0), t.std(0) / S**0.5) for t in (kxx, Kxz, outer)]
 
 
-@pytest.mark.parametrize("name", ["rbf", "linear"])
+@pytest.mark.parametrize("name", KERNEL_NAMES)
 def test_psi_statistics_match_monte_carlo(problem, name):
     mu, var, Z, x = problem
     k = _kernel(name)
@@ -58,11 +70,59 @@ def test_psi_statistics_match_monte_carlo(problem, name):
     torch.testing.assert_close(summed.psi1, per_point.psi1)
 
 
-def test_psi2_chunked_sum_matches(monkeypatch, problem):
+def test_linear_rbf_cross_term_matches_monte_carlo(problem):
+    """The cross term X + X^T of the sum's Psi_2 alone (the linear part would dominate the
+    comparison above): Psi_2^sum - Psi_2^lin - Psi_2^rbf against E[k_lin k_rbf^T + k_rbf k_lin^T]."""
+    mu, var, Z, x = problem
+    k = _kernel("linear+rbf")
+    lin, rbf = k.kernels
+    with torch.no_grad():
+        closed = (psi_statistics(k, mu, var, Z, per_point=True).psi2
+                  - psi_statistics(lin, mu, var, Z, per_point=True).psi2
+                  - psi_statistics(rbf, mu, var, Z, per_point=True).psi2)
+        Kl = lin(x.reshape(-1, Q), Z).to_dense().reshape(S, N, M)
+        Kr = rbf(x.reshape(-1, Q), Z).to_dense().reshape(S, N, M)
+        draws = Kl.unsqueeze(-1) * Kr.unsqueeze(-2)
+        draws = draws + draws.mT
+    e, se = draws.mean(0), draws.std(0) / S**0.5
+    z = float(((closed - e).abs() / se.clamp_min(1e-12)).max())
+    print(f"cross term: max |closed - MC| / s.e. = {z:.2f}, max abs error "
+          f"{float((closed - e).abs().max()):.2e} (largest entry {float(e.abs().max()):.2f})")
+    assert z < 5
+
+
+@pytest.mark.parametrize("name", KERNEL_NAMES)
+@pytest.mark.parametrize("chunk", [4, 2048])
+def test_weighted_psi2_is_the_weighted_sum_of_per_point(monkeypatch, problem, name, chunk):
+    import lvm.gplvm.psi as psi
+
+    monkeypatch.setattr(psi, "PSI2_CHUNK", chunk)
+    mu, var, Z, _ = problem
+    k = _kernel(name)
+    w = torch.rand(N, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    with torch.no_grad():
+        per_point = psi.psi_statistics(k, mu, var, Z, per_point=True)
+        weighted = psi.psi_statistics(k, mu, var, Z, weights=w)
+    assert weighted.psi2.shape == (4, M, M)
+    torch.testing.assert_close(weighted.psi2, torch.einsum("nd,nmk->dmk", w, per_point.psi2),
+                               rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(weighted.psi1, per_point.psi1, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(weighted.psi0, per_point.psi0, rtol=1e-12, atol=1e-12)
+
+
+def test_weights_with_per_point_raise(problem):
+    mu, var, Z, _ = problem
+    with pytest.raises(ValueError, match="weights sum Psi_2 over the points"):
+        psi_statistics(_kernel("linear+rbf"), mu, var, Z, per_point=True,
+                       weights=torch.ones(N, 2, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("name", ["rbf", "linear+rbf"])
+def test_psi2_chunked_sum_matches(monkeypatch, problem, name):
     import lvm.gplvm.psi as psi
 
     mu, var, Z, _ = problem
-    k = _kernel("rbf")
+    k = _kernel(name)
     full = psi.psi_statistics(k, mu, var, Z)
     monkeypatch.setattr(psi, "PSI2_CHUNK", 4)
     chunked = psi.psi_statistics(k, mu, var, Z)
@@ -73,3 +133,10 @@ def test_no_closed_form_for_matern(problem):
     mu, var, Z, _ = problem
     with pytest.raises(ValueError, match="No closed-form psi-statistics for ScaleKernel"):
         psi_statistics(make_kernel("matern", Q).to(torch.float64), mu, var, Z)
+
+
+def test_no_closed_form_for_other_sums(problem):
+    mu, var, Z, _ = problem
+    k = (make_kernel("linear", Q) + make_kernel("matern", Q)).to(torch.float64)
+    with pytest.raises(ValueError, match="No closed-form psi-statistics for AdditiveKernel"):
+        psi_statistics(k, mu, var, Z)
