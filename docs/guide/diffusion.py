@@ -73,8 +73,9 @@ spends it on the density: it buys evidence, not a map.
 # Data drawn from PPCA (D = 6, K = 2): PPCA's held-out evidence is exact and the model is the true
 # one, so it is the ceiling. The diffusion model's bound comes up from below. The network is small
 # and trained for 300 epochs (``width=64, depth=2, max_epochs=300``) so that this page builds in
-# seconds; the defaults (width 256, depth 3, up to 2000 epochs with early stopping) take minutes
-# and close more of the gap.
+# seconds (the table's ``conv`` says no: the budget ends before early stopping would); the
+# defaults (width 256, depth 3, up to 2000 epochs with early stopping) take minutes and close more
+# of the gap.
 import warnings
 
 import numpy as np
