@@ -69,6 +69,7 @@ numpydoc_validation_checks = {"all", "GL01", "ES01", "SA01", "EX01"}
 numpydoc_validation_exclude = {
     # Docstrings that are scikit-learn's, inherited unchanged.
     r"\.fit_transform$",
+    r"\.get_feature_names_out$",
     # Module data documented by a ``#:`` comment: numpydoc's checks (a summary line, closing
     # quotes, sections) are written for docstrings in quotes.
     r"^lvm\.(evidence\.ESTIMATORS|likelihoods\.LIKELIHOODS|plot\.EVIDENCE_STYLES)$",

@@ -409,13 +409,40 @@ def samples(model, n=16, image_shape=None, random_state=0, kind="mean"):
 
 def samples_panel(model, Y=None, *, ax=None, n=16, image_shape=None, pixels=None, random_state=0,
                   title=None, s=4):
-    """Draws of ``model.sample`` on one axes, where a model without a low-dimensional embedding
-    (the diffusion model) takes the place of its latent scatter in a figure.
+    """Draw samples of a model on one axes, in place of a latent scatter.
 
-    With ``image_shape`` the n draws are tiled as a mosaic of images; ``pixels`` (a boolean mask
-    of ``prod(image_shape)`` entries) says which pixels the features are, for images whose
-    constant pixels were dropped (the others are drawn blank). Without it, the first two
-    features of n draws are scattered over those of the data ``Y`` (grey).
+    A model without a low-dimensional embedding (the diffusion model) takes the place of its
+    latent scatter in a figure with this panel. With ``image_shape`` the n draws are tiled as a
+    mosaic of images; ``pixels`` (a boolean mask of ``prod(image_shape)`` entries) says which
+    pixels the features are, for images whose constant pixels were dropped (the others are drawn
+    blank). Without it, the first two features of n draws are scattered over those of the data
+    ``Y`` (grey).
+
+    Parameters
+    ----------
+    model : fitted lvm estimator
+        A model with ``sample``.
+    Y : array-like of shape (n_samples, n_features), optional
+        Data drawn in grey behind the samples (scatter only).
+    ax : matplotlib.axes.Axes, optional
+        Draw into these axes instead of a new figure.
+    n : int, default=16
+        Number of draws.
+    image_shape : tuple of int, optional
+        (height, width): tile the draws as images.
+    pixels : array-like of bool, optional
+        Which of the ``prod(image_shape)`` pixels the features are.
+    random_state : int, default=0
+        Seeds the draws.
+    title : str, optional
+        The panel's title (default: the model's class name).
+    s : float, default=4
+        Marker size of the scatter.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure (that of ``ax`` when given).
     """
     if ax is None:
         fig = _figure((4.2, 4.2))

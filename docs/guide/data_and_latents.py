@@ -44,7 +44,7 @@ the decoder :math:`f`:
      - :class:`lvm.BayesianGPLVM`
      - :ref:`guide-gplvm`
    * - a learned reverse diffusion
-     - (to come)
+     - :class:`lvm.DiffusionModel`
      - :ref:`guide-diffusion`
 
 The model is generative: to draw a new point, draw :math:`x` from the prior and :math:`y` from

@@ -188,11 +188,11 @@ class DiffusionModel(GradientLatentModel):
     module_ : lvm.diffusion.VariationalDiffusion
         The evaluated (averaged) schedule and denoiser (``module_.schedule``,
         ``module_.denoiser``), in the model's standardized coordinates
-        z = (y - location_) / scale_.
+        ``z = (y - location_) / scale_``.
     gamma_0_, gamma_1_ : float
         The learned endpoints of the noise schedule.
     decoder_variance_ : float
-        e^{gamma_0} scale_^2, the variance of p(y | z_0) in the data's units.
+        ``exp(gamma_0) * scale_ ** 2``, the variance of p(y | z_0) in the data's units.
     location_ : ndarray of shape (n_features,)
     scale_ : float
         The standardization (see :mod:`lvm._base`).
@@ -208,6 +208,11 @@ class DiffusionModel(GradientLatentModel):
         Equal to ``n_features_in_`` (see above).
     n_features_in_ : int
 
+    See Also
+    --------
+    lvm.VAE : A low-dimensional latent with a learned encoder.
+    lvm.diffusion : The model's mathematics (bound, schedule, denoiser, flow, sampler).
+
     Notes
     -----
     **Evidence.** :meth:`log_evidence` returns the bound with per-row standard errors
@@ -221,11 +226,6 @@ class DiffusionModel(GradientLatentModel):
     **Out of core and data parallel.** As :class:`lvm.VAE`: :meth:`partial_fit` runs one pass of
     minibatch steps per chunk keeping Adam's state; under ``torch.distributed`` every rank passes
     its own rows and ends with the same model.
-
-    See Also
-    --------
-    lvm.VAE : a low-dimensional latent with a learned encoder.
-    lvm.diffusion : the model's mathematics (bound, schedule, denoiser, flow, sampler).
 
     References
     ----------
