@@ -20,7 +20,7 @@ from torch import nn
 from .. import _distributed as dist
 from .._stats import GaussianStats, descending_eigh, location_and_scale
 from ..latents import AmortizedLatent, PointLatent
-from .collapsed import collapsed_terms, kuu_cholesky
+from .collapsed import collapsed_terms, kuu_cholesky, observed_mask
 from .psi import psi_statistics
 
 __all__ = ["PCAStart", "pca_start", "initial_kernel", "initial_latent", "initial_inducing",
@@ -75,9 +75,12 @@ def initial_kernel(kernel: gpytorch.kernels.Kernel, start: PCAStart, from_regist
     return kernel
 
 
-def initial_latent(Zc: torch.Tensor, start: PCAStart, encoder: bool, generator) -> nn.Module:
+def initial_latent(Zc: torch.Tensor, start: PCAStart, encoder: bool, generator,
+                   mask_channel: bool = False) -> nn.Module:
     """Free q(x_n) at the PCA projections, or an amortized q(x | y): a residual MLP on the same
-    projection whose last layer starts at zero (so both start from the same q(x))."""
+    projection whose last layer starts at zero (so both start from the same q(x)). ``Zc`` has no
+    NaN (missing entries at the mean, zero); with ``mask_channel`` the network also sees the mask
+    of observed entries (:class:`lvm.latents.AmortizedLatent`)."""
     N, D = Zc.shape
     Q = start.projection.shape[1]
     dev, dt = Zc.device, Zc.dtype
@@ -85,20 +88,22 @@ def initial_latent(Zc: torch.Tensor, start: PCAStart, encoder: bool, generator) 
         return PointLatent(Zc @ start.projection, torch.full((N, Q), LATENT_VAR_INIT, device=dev,
                                                              dtype=dt))
     hidden = 50
-    net = nn.Sequential(nn.Linear(D, hidden), nn.Tanh(), nn.Linear(hidden, 2 * Q)).to(
+    width = 2 * D if mask_channel else D
+    net = nn.Sequential(nn.Linear(width, hidden), nn.Tanh(), nn.Linear(hidden, 2 * Q)).to(
         device=dev, dtype=dt)
     with torch.no_grad():
         # Seeded from the estimator's generator, not torch's global one.
         first = net[0]
         first.weight.copy_(torch.randn(first.weight.shape, generator=generator, dtype=dt,
-                                       device=dev) / D**0.5)
+                                       device=dev) / width**0.5)
         first.bias.zero_()
         net[2].weight.zero_()
         net[2].bias.zero_()
         net[2].bias[Q:] = torch.log(torch.tensor(LATENT_VAR_INIT, dtype=dt))
     # The network sees unit-scale input whatever the likelihood (standardized data are already).
     return AmortizedLatent(net, Q, projection=start.projection,
-                           input_scale=location_and_scale(Zc)[1], input_loc=Zc.new_zeros(()))
+                           input_scale=location_and_scale(Zc)[1], input_loc=Zc.new_zeros(()),
+                           mask_channel=mask_channel)
 
 
 def initial_inducing(X0: torch.Tensor, M: int, generator) -> torch.Tensor:
@@ -110,7 +115,8 @@ def initial_inducing(X0: torch.Tensor, M: int, generator) -> torch.Tensor:
 
 def warm_start_q_u(model, Zc: torch.Tensor, jitter: float) -> None:
     """Start q(u) of an SVI model at the collapsed optimum for the initial q(x) of (up to) 2000
-    rows, computed in float64; keep GPyTorch's prior start if even that is numerically singular."""
+    rows (NaN in ``Zc`` are missing entries), computed in float64; keep GPyTorch's prior start if
+    even that is numerically singular."""
     from linear_operator.utils.errors import NotPSDError
 
     with torch.no_grad():
@@ -118,10 +124,12 @@ def warm_start_q_u(model, Zc: torch.Tensor, jitter: float) -> None:
         mu, var = model.latent(Zc[:n], torch.arange(n, device=Zc.device))
         kernel = copy.deepcopy(model.kernel).double()
         Z = model.inducing_points.double()
+        Y = Zc[:n].double()
+        mask = observed_mask(Y)
         try:
-            psi = psi_statistics(kernel, mu.double(), var.double(), Z)
+            psi = psi_statistics(kernel, mu.double(), var.double(), Z, weights=mask)
             L = kuu_cholesky(kernel, Z, jitter)
-            _, mean, root = collapsed_terms(Zc[:n].double(), psi, L, model.noise.double())
+            _, mean, root = collapsed_terms(Y, psi, L, model.noise.double(), mask)
         except (NotPSDError, torch.linalg.LinAlgError):
             return
         model.gp.set_whitened(mean, root)

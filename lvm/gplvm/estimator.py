@@ -86,6 +86,10 @@ class BayesianGPLVM(GradientLatentModel):
     likelihood : {"gaussian", "bernoulli"}, default="gaussian"
         Any likelihood of :mod:`lvm.likelihoods` with ``inference="svi"``; the collapsed bound needs
         the Gaussian.
+    noise : {"shared", "per_feature"}, default="shared"
+        Gaussian likelihood: one noise variance, or one per feature (as Factor Analysis); in the
+        collapsed bound the latter is a sum of D single-output bounds (:mod:`lvm.gplvm.collapsed`).
+        Likelihoods without a noise variance ignore it.
     encoder : bool, default=False
         Back-constrained (amortized) q(x | y): an MLP residual on the PCA projection gives mu and s,
         so :meth:`transform` is one forward pass. Otherwise q(x*) of new points is fitted with the
@@ -183,6 +187,7 @@ class BayesianGPLVM(GradientLatentModel):
     family = "gaussian process"
     _default_dtype = torch.float64
     _likelihoods = "all"
+    _allow_nan = True
 
     _parameter_constraints: dict = {
         **GradientLatentModel._parameter_constraints,
@@ -191,6 +196,7 @@ class BayesianGPLVM(GradientLatentModel):
         "kernel": [StrOptions(set(KERNELS)), gpytorch.kernels.Kernel],
         "inference": [StrOptions({"collapsed", "svi"})],
         "likelihood": [StrOptions(LIKELIHOODS.keys())],  # live: a registered likelihood is valid
+        "noise": [StrOptions({"shared", "per_feature"})],
         "encoder": ["boolean"],
         "optimizer": [StrOptions({"auto", "lbfgs", "adam"})],
         "learning_rate": [positive_real(), None],
@@ -202,7 +208,7 @@ class BayesianGPLVM(GradientLatentModel):
     }
 
     def __init__(self, n_components=2, *, n_inducing=50, kernel="rbf", inference="collapsed",
-                 likelihood="gaussian", encoder=False, optimizer="auto", learning_rate=None,
+                 likelihood="gaussian", noise="shared", encoder=False, optimizer="auto", learning_rate=None,
                  max_iter=1000, tol=1e-6, batch_size=256, transform_max_iter=300,
                  n_importance_samples=100, relevance_threshold=0.01, device="auto", dtype=None,
                  random_state=None, verbose=False):
@@ -211,6 +217,7 @@ class BayesianGPLVM(GradientLatentModel):
         self.kernel = kernel
         self.inference = inference
         self.likelihood = likelihood
+        self.noise = noise
         self.encoder = encoder
         self.optimizer = optimizer
         self.learning_rate = learning_rate
@@ -277,13 +284,17 @@ class BayesianGPLVM(GradientLatentModel):
         gen, dev, dt = self._generator, self._device, self._dtype
         center = dist.moments(Z)[1]
         center = center.to(dt)
+        # Missing entries (NaN): decided once, by the data (of every rank).
+        self._masked = bool(dist.max_int(int(torch.isnan(Z).any())))
         likelihood = LIKELIHOODS[self.likelihood].from_data(
-            Z, noise="shared", fraction=NOISE_INIT_FRACTION).to(device=dev, dtype=dt)
+            Z, noise=self.noise, fraction=NOISE_INIT_FRACTION).to(device=dev, dtype=dt)
         # The GP models deviations from a constant: the data mean in the likelihood's link.
         self._offset = likelihood.inverse_mean(center)
-        start = pca_start(Z - center, Q)
+        # The PCA start sees missing entries at the mean (zero after centring).
+        Zc = torch.nan_to_num(Z - center, nan=0.0)
+        start = pca_start(Zc, Q)
         self._n_total = start.n_total
-        latent = initial_latent(Z - center, start, self.encoder, gen)
+        latent = initial_latent(Zc, start, self.encoder, gen, mask_channel=self._masked)
         if self.encoder:
             latent.center.copy_(center)
         X0 = latent(Z, None)[0].detach()
@@ -322,7 +333,8 @@ class BayesianGPLVM(GradientLatentModel):
         return CollapsedELBO(self._model, jitter=self._jitter)(Z - self._offset)
 
     def _batch_objective(self, z, rows, generator):
-        per_row, kl_u = SVIELBO(self._model, self._n_total).terms(z, rows, generator)
+        per_row, kl_u = SVIELBO(self._model, self._n_total, masked=self._masked).terms(
+            z, rows, generator)
         return per_row, -kl_u / self._n_total
 
     def _on_failure(self, retry, exc):
@@ -376,7 +388,8 @@ class BayesianGPLVM(GradientLatentModel):
             self.inducing_points_ = self._to_numpy(m.inducing_points)
             self.n_inducing_ = int(m.inducing_points.shape[0])
             if isinstance(m.likelihood, GaussianLikelihood):
-                self.noise_variance_ = float(m.likelihood.noise.reshape(-1)[0]) * self._scale ** 2
+                noise = self._to_numpy(m.likelihood.noise) * self._scale ** 2
+                self.noise_variance_ = float(noise[0]) if noise.shape[0] == 1 else noise
             self.mean_ = self._to_numpy(self._unstandardize(
                 m.likelihood.mean(self._offset).unsqueeze(0), torch.float64)[0])
             self.lengthscales_ = self._to_numpy(lengthscales(m.kernel))
@@ -452,12 +465,19 @@ class BayesianGPLVM(GradientLatentModel):
         return mu, var
 
     def _nearest_training_row(self, y):
-        """Index of each row's nearest banked training row (data space), and whether it is equal."""
+        """Index of each row's nearest banked training row (data space, over the row's observed
+        entries, the bank's missing ones at the mean), and whether it is equal (NaN where it has
+        NaN)."""
         bank = self._bank_rows
         with torch.no_grad():
-            d = (y * y).sum(1, keepdim=True) - 2 * y @ bank.T + (bank * bank).sum(1)
+            observed = ~torch.isnan(y)
+            y0 = torch.where(observed, y, y.new_zeros(()))
+            b0 = torch.nan_to_num(bank, nan=0.0)
+            d = (y0 * y0).sum(1, keepdim=True) - 2 * y0 @ b0.T + observed.to(y.dtype) @ (b0 * b0).T
             idx = d.argmin(1)
-            return idx, (bank[idx] == y).all(1)
+            near = bank[idx]
+            same = ((near == y) | (torch.isnan(near) & ~observed)).all(1)
+            return idx, same
 
     def _log_likelihood(self, z, x):
         return self._posterior_model.log_marginal(z, x)

@@ -24,6 +24,10 @@ GPyTorch has none, so they are written here, in closed form (Titsias & Lawrence,
   psi_0 = sum_q v_q (mu_q^2 + s_q), Psi_1 = mu diag(v) Z^T,
   Psi_2 = Z diag(v) (mu^T mu + diag(sum_n s_n)) diag(v) Z^T.
 
+With ``weights`` W (N, D) (the observed-entry mask of data with missing values, one column per
+output dim), Psi_2 is one weighted sum per column, Psi_2^{(d)} = sum_n w_{nd} Psi_2^{(n)}, shape
+(D, M, M): for the RBF kernel one product W^T exp(log terms) on the packed pairs m <= m'.
+
 The squared distances are expanded into one matrix product of (N, 2Q+1) by (2Q+1, K) features, so
 nothing of size N x M x M x Q is formed, and only the M (M+1) / 2 pairs m <= m' of the symmetric
 Psi_2 are computed; its sum over n runs over row chunks with activation checkpointing when N is
@@ -47,7 +51,7 @@ PSI2_CHUNK = 2048
 class PsiStatistics(NamedTuple):
     psi0: torch.Tensor  # (N,)
     psi1: torch.Tensor  # (N, M)
-    psi2: torch.Tensor  # (M, M) summed over n, or (N, M, M) per point
+    psi2: torch.Tensor  # (M, M) summed over n, (N, M, M) per point, or (D, M, M) weighted sums
 
 
 def _rbf_parts(kernel):
@@ -63,7 +67,7 @@ def _log_gauss_terms(mu, w, centres, offset):
     return F @ G.T
 
 
-def _rbf(kernel, mu, var, Z, per_point):
+def _rbf(kernel, mu, var, Z, per_point, weights=None):
     sf2, l2 = _rbf_parts(kernel)
     N, M = mu.shape[0], Z.shape[0]
     psi0 = sf2.expand(N)
@@ -88,26 +92,35 @@ def _rbf(kernel, mu, var, Z, per_point):
     if per_point:
         return PsiStatistics(psi0, psi1, unpack(front * torch.exp(log_terms(mu, var))))
 
-    def chunk_sum(m, v):
-        return torch.exp(log_terms(m, v)).sum(0)
+    if weights is None:
+        def chunk_sum(m, v):
+            return torch.exp(log_terms(m, v)).sum(0)
+    else:
+        def chunk_sum(m, v, w):  # (D, K): one weighted sum over the rows per column of w
+            return w.T @ torch.exp(log_terms(m, v))
 
+    args = (mu, var) if weights is None else (mu, var, weights.to(mu.dtype))
     if N <= PSI2_CHUNK:
-        total = chunk_sum(mu, var)
+        total = chunk_sum(*args)
     else:
         total = 0.0
         for i in range(0, N, PSI2_CHUNK):
-            total = total + checkpoint(chunk_sum, mu[i:i + PSI2_CHUNK], var[i:i + PSI2_CHUNK],
+            total = total + checkpoint(chunk_sum, *(a[i:i + PSI2_CHUNK] for a in args),
                                        use_reentrant=False)
     return PsiStatistics(psi0, psi1, unpack(front * total))
 
 
-def _linear(kernel, mu, var, Z, per_point):
+def _linear(kernel, mu, var, Z, per_point, weights=None):
     v = kernel.variance.reshape(-1)
     psi0 = ((mu * mu + var) * v).sum(-1)
     Zv = Z * v
     psi1 = mu @ Zv.T
     if per_point:
         psi2 = psi1.unsqueeze(-1) * psi1.unsqueeze(-2) + torch.einsum("mq,nq,kq->nmk", Zv, var, Zv)
+    elif weights is not None:
+        w = weights.to(mu.dtype)
+        psi2 = (torch.einsum("nd,nm,nk->dmk", w, psi1, psi1)
+                + torch.einsum("mq,dq,kq->dmk", Zv, w.T @ var, Zv))
     else:
         psi2 = psi1.T @ psi1 + (Zv * var.sum(0)) @ Zv.T
     return PsiStatistics(psi0, psi1, psi2)
@@ -126,14 +139,17 @@ def has_psi_statistics(kernel) -> bool:
     return _dispatch(kernel) is not None
 
 
-def psi_statistics(kernel, mu, var, Z, *, per_point: bool = False) -> PsiStatistics:
-    """psi_0 (N,), Psi_1 (N, M) and Psi_2 ((M, M) summed over n, or (N, M, M) with ``per_point``).
+def psi_statistics(kernel, mu, var, Z, *, per_point: bool = False, weights=None) -> PsiStatistics:
+    """psi_0 (N,), Psi_1 (N, M) and Psi_2 ((M, M) summed over n, (N, M, M) with ``per_point``, or
+    (D, M, M) with ``weights``).
 
     Parameters
     ----------
     kernel : ``ScaleKernel(RBFKernel(ard_num_dims=Q))`` or ``LinearKernel(ard_num_dims=Q)``.
     mu, var : (N, Q) means and variances of q(x).
     Z : (M, Q) inducing inputs.
+    weights : (N, D), optional. Psi_2^{(d)} = sum_n weights[n, d] Psi_2^{(n)} for each column d
+        (e.g. the mask of observed entries); not with ``per_point``.
     """
     fn = _dispatch(kernel)
     if fn is None:
@@ -142,4 +158,6 @@ def psi_statistics(kernel, mu, var, Z, *, per_point: bool = False) -> PsiStatist
             + (f"({type(kernel.base_kernel).__name__})" if hasattr(kernel, "base_kernel") else "")
             + "; they exist for kernel='rbf' and kernel='linear'. Use inference='svi' for other kernels."
         )
-    return fn(kernel, mu, var, Z, per_point)
+    if weights is not None and per_point:
+        raise ValueError("psi_statistics: weights and per_point exclude each other.")
+    return fn(kernel, mu, var, Z, per_point, weights)
