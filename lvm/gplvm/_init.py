@@ -6,6 +6,11 @@ variance 0.1; the ARD lengthscales start at the inverse explained-variance fract
 so the first principal direction starts most relevant; the RBF output scale starts at the data's
 mean variance per feature and the noise at a tenth of it, floored at 1e-6 of it. All of this is
 relative to the data's own scale.
+
+With missing entries (NaN) the start is the same, on the data completed by iterated rank-Q PCA
+(fill the missing entries with zeros, the mean; then alternately fit the Q principal directions
+and refill the missing entries with their reconstruction), so that a row's start reflects what is
+observed of it rather than being pulled toward the mean.
 """
 
 from __future__ import annotations
@@ -23,13 +28,15 @@ from ..latents import AmortizedLatent, PointLatent
 from .collapsed import collapsed_terms, kuu_cholesky, observed_mask
 from .psi import psi_statistics
 
-__all__ = ["PCAStart", "pca_start", "initial_kernel", "initial_latent", "initial_inducing",
+__all__ = ["PCAStart", "pca_start", "pca_fill", "initial_kernel", "initial_latent", "initial_inducing",
            "warm_start_q_u", "LATENT_VAR_INIT", "NOISE_INIT_FRACTION"]
 
 #: Initial variance of every q(x_n) coordinate (the PCA start has unit variance per latent dim).
 LATENT_VAR_INIT = 0.1
 #: Initial noise variance as a fraction of the data's mean variance per feature.
 NOISE_INIT_FRACTION = 0.1
+#: Alternations of the rank-Q PCA completion of rows with missing entries.
+PCA_FILL_ITERS = 30
 #: Rows used for the warm start of q(u) in SVI.
 _Q_U_START_ROWS = 2000
 
@@ -52,6 +59,23 @@ def pca_start(Zc: torch.Tensor, Q: int) -> PCAStart:
     scale = evals[:Q].clamp_min(1e-12 * top)  # relative: a zero direction keeps a finite map
     fracs = (scale / evals.sum().clamp_min(torch.finfo(evals.dtype).tiny)).clamp(1e-3, 1.0)
     return PCAStart(stats.n, evecs[:, :Q] / scale.sqrt(), fracs, evals)
+
+
+def pca_fill(Zc: torch.Tensor, Q: int, n_iter: int = PCA_FILL_ITERS) -> torch.Tensor:
+    """``Zc`` (centred) with its NaN replaced by their rank-Q PCA reconstruction (iterated from the
+    mean; the directions from the rows of every rank); observed entries unchanged."""
+    missing = torch.isnan(Zc)
+    if not dist.max_int(int(missing.any())):
+        return Zc
+    Zf = torch.where(missing, Zc.new_zeros(()), Zc)
+    for _ in range(n_iter):
+        stats = GaussianStats.of(Zf)
+        if dist.is_distributed():
+            stats = stats.all_reduce()
+        V = descending_eigh(stats.covariance.to(Zc.dtype))[1][:, :Q]
+        mean = stats.mean.to(Zc.dtype)
+        Zf = torch.where(missing, mean + ((Zf - mean) @ V) @ V.T, Zc)
+    return Zf
 
 
 def initial_kernel(kernel: gpytorch.kernels.Kernel, start: PCAStart, from_registry: bool,

@@ -19,7 +19,7 @@ from ..evidence import row_keyed_normal
 from ..latents import PointLatent, fit_frozen
 from ..likelihoods import LIKELIHOODS, GaussianLikelihood
 from ._init import (LATENT_VAR_INIT, NOISE_INIT_FRACTION, initial_inducing, initial_kernel,
-                    initial_latent, pca_start, warm_start_q_u)
+                    initial_latent, pca_fill, pca_start, warm_start_q_u)
 from .collapsed import CollapsedELBO, NoiseTooSmallError, SparseGPLVM
 from .kernels import KERNELS, lengthscales, make_kernel, relevance
 from .posterior import InducingPosterior
@@ -127,8 +127,9 @@ class BayesianGPLVM(GradientLatentModel):
     latent_mean_, latent_var_ : ndarray (n_samples, n_components)
         q(x) of the training points (not set with ``encoder=True``; use :meth:`transform`).
     inducing_points_ : ndarray (n_inducing_, n_components)
-    noise_variance_ : float
-        In the data's units (Gaussian likelihood only).
+    noise_variance_ : float or ndarray (n_features,)
+        In the data's units (Gaussian likelihood only): one float for ``noise="shared"``, one per
+        feature for ``"per_feature"``.
     lengthscales_ : ndarray (n_components,)
         ARD lengthscales (for the linear kernel, variance^{-1/2}).
     relevance_ : ndarray (n_components,)
@@ -159,6 +160,14 @@ class BayesianGPLVM(GradientLatentModel):
     evidence of the sparse model (which sees the training data only through q(u)). The draws are
     keyed by each row's content and a seed fixed at fit (:mod:`lvm.evidence.estimators`), so each
     point's estimate is deterministic, independent of the other rows, and independent across rows.
+
+    **Missing values** (NaN in ``Y``) are missing at random, entry by entry: the collapsed bound
+    sums, for each output dim, the single-output bound of the rows where it is observed (one
+    batched Cholesky over the D dims, :mod:`lvm.gplvm.collapsed`), the SVI bound masks the
+    likelihood, and an amortized q(x | y) sees the zero-filled row and its mask. ``transform`` and
+    ``score_samples`` of a row with NaN fit q(x*) to its observed entries (the model frozen) and
+    estimate log p(y_o); :class:`lvm.LatentImputer` fills the NaN with E[y_m | y_o] by importance
+    sampling from q(x*). A row needs at least one observed entry.
 
     **Scaling out** (``inference="svi"``): :meth:`partial_fit` streams chunks of rows. Under
     ``torch.distributed`` (e.g. ``torchrun``; gloo on CPUs, nccl on GPUs) each rank calls
@@ -288,10 +297,16 @@ class BayesianGPLVM(GradientLatentModel):
         self._masked = bool(dist.max_int(int(torch.isnan(Z).any())))
         likelihood = LIKELIHOODS[self.likelihood].from_data(
             Z, noise=self.noise, fraction=NOISE_INIT_FRACTION).to(device=dev, dtype=dt)
+        if isinstance(likelihood, GaussianLikelihood) and likelihood.noise.numel() > 1:
+            # Per-feature noise starts where the shared noise does (every feature at the same
+            # value), so both fits start from the same model.
+            shared = type(likelihood).from_data(Z, noise="shared", fraction=NOISE_INIT_FRACTION)
+            with torch.no_grad():
+                likelihood.raw_noise.copy_(shared.raw_noise.to(likelihood.raw_noise).expand(D))
         # The GP models deviations from a constant: the data mean in the likelihood's link.
         self._offset = likelihood.inverse_mean(center)
-        # The PCA start sees missing entries at the mean (zero after centring).
-        Zc = torch.nan_to_num(Z - center, nan=0.0)
+        # Missing entries: the PCA start sees them at their rank-Q PCA reconstruction.
+        Zc = pca_fill(Z - center, Q)
         start = pca_start(Zc, Q)
         self._n_total = start.n_total
         latent = initial_latent(Zc, start, self.encoder, gen, mask_channel=self._masked)
@@ -351,6 +366,7 @@ class BayesianGPLVM(GradientLatentModel):
         """partial_fit: count the chunk's rows; fit their q(x) with the model frozen."""
         count = torch.tensor(float(Z.shape[0]), dtype=torch.float64, device=Z.device)
         self._n_total += int(dist.all_reduce_sum(count).item())
+        self._masked = self._masked or bool(dist.max_int(int(torch.isnan(Z).any())))
         if self.encoder:
             return False
         self._past.append(self._current_chunk)

@@ -209,8 +209,9 @@ def holey():
 @pytest.mark.parametrize("noise", ["shared", "per_feature"])
 def test_estimator_fits_transforms_scores_and_imputes_with_nan(holey, noise):
     Y, Ynan, hide = holey
-    model = lvm.BayesianGPLVM(2, n_inducing=10, max_iter=60, noise=noise, device="cpu",
-                              random_state=0).fit(Ynan)
+    imputer = lvm.LatentImputer(lvm.BayesianGPLVM(2, n_inducing=10, max_iter=60, noise=noise,
+                                                  device="cpu", random_state=0)).fit(Ynan)
+    model = imputer.estimator_
     assert np.isfinite(model.elbo_)
     nv = np.atleast_1d(model.noise_variance_)
     assert nv.shape == ((1,) if noise == "shared" else (6,)) and (nv > 0).all()
@@ -220,8 +221,7 @@ def test_estimator_fits_transforms_scores_and_imputes_with_nan(holey, noise):
     new[:, 0] = np.nan
     scores = model.score_samples(new)
     assert np.isfinite(scores).all() and np.isfinite(model.transform(new)).all()
-    filled = lvm.LatentImputer(lvm.BayesianGPLVM(2, n_inducing=10, max_iter=60, noise=noise,
-                                                 device="cpu", random_state=0)).fit_transform(Ynan)
+    filled = imputer.transform(Ynan)
     rmse = float(np.sqrt(np.mean((filled[hide] - Y[hide]) ** 2)))
     mean_rmse = float(np.sqrt(np.mean((np.nanmean(Ynan, 0)[np.nonzero(hide)[1]] - Y[hide]) ** 2)))
     print(f"noise={noise}: imputation RMSE {rmse:.4f} (column means {mean_rmse:.4f})")
@@ -236,3 +236,25 @@ def test_svi_and_encoder_with_nan(holey):
     assert np.isfinite(model.elbo_)
     assert np.isfinite(model.transform(Ynan[:5])).all()
     assert np.isfinite(model.score_samples(Ynan[:5])).all()
+
+
+def test_partial_fit_chunk_with_nan_after_a_complete_one(holey):
+    Y, Ynan, _ = holey
+    model = lvm.BayesianGPLVM(2, n_inducing=10, inference="svi", batch_size=50, device="cpu",
+                              random_state=0)
+    model.partial_fit(Y[:75]).partial_fit(Ynan[75:])
+    assert np.isfinite(model.elbo_) and np.isfinite(model.latent_mean_).all()
+    assert np.isfinite(model.score_samples(Ynan[75:80])).all()
+
+
+def test_bernoulli_svi_with_nan():
+    rng = np.random.default_rng(0)
+    Y = (rng.random((80, 6)) < 0.4).astype(float)
+    Y[rng.random(Y.shape) < 0.2] = np.nan
+    Y[np.isnan(Y).all(1), 0] = 1.0
+    imputer = lvm.LatentImputer(lvm.BayesianGPLVM(
+        2, n_inducing=8, inference="svi", likelihood="bernoulli", max_iter=3, batch_size=40,
+        n_importance_samples=20, device="cpu", random_state=0)).fit(Y)
+    assert np.isfinite(imputer.estimator_.score_samples(Y[:5])).all()
+    filled = imputer.transform(Y)
+    assert not np.isnan(filled).any()
