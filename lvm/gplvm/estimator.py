@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 
 import gpytorch
 import numpy as np
@@ -86,10 +87,22 @@ class BayesianGPLVM(GradientLatentModel):
     likelihood : {"gaussian", "bernoulli"}, default="gaussian"
         Any likelihood of :mod:`lvm.likelihoods` with ``inference="svi"``; the collapsed bound needs
         the Gaussian.
-    noise : {"shared", "per_feature"}, default="shared"
+    noise : {"shared", "per_feature"}, default="per_feature"
         Gaussian likelihood: one noise variance, or one per feature (as Factor Analysis); in the
-        collapsed bound the latter is a sum of D single-output bounds (:mod:`lvm.gplvm.collapsed`).
-        Likelihoods without a noise variance ignore it.
+        collapsed bound the latter is a sum of D single-output bounds (:mod:`lvm.gplvm.collapsed`);
+        both start at the same value. Likelihoods without a noise variance ignore it. The default
+        was chosen by held-out evidence (``score``, nats per point, ``shared`` vs
+        ``per_feature``, default settings otherwise): -6.835 vs -6.840 on
+        ``make_ppca(900, 10, 2, noise=0.1)`` (isotropic noise; 600 rows train, 300 test, Q=2),
+        -11.825 vs -9.960 on the same with per-feature noise variances geomspace(0.02, 1),
+        8.892 vs 8.423 on oil flow as stored (train / test, Q=2), -3.470 vs -1.424 on oil flow
+        standardized per feature, and -147.2 vs -123.7 on the digits (0..16 + U[0, 1), 80/20,
+        Q=5): per-feature noise costs 0.005 nats on isotropic data and gains 1.9 to 23.5 where
+        the features differ; on raw oil flow its fit ends in a worse local optimum (its training
+        bound is also lower, 7.28 vs 7.63). As with Factor Analysis, a feature constant in the
+        training rows gets a tiny noise variance (fit warns; dequantize integer data or pass
+        ``"shared"``). ARD with ``"per_feature"`` may switch off more latent dims, since a feature
+        can be explained as noise.
     encoder : bool, default=False
         Back-constrained (amortized) q(x | y): an MLP residual on the PCA projection gives mu and s,
         so :meth:`transform` is one forward pass. Otherwise q(x*) of new points is fitted with the
@@ -217,7 +230,7 @@ class BayesianGPLVM(GradientLatentModel):
     }
 
     def __init__(self, n_components=2, *, n_inducing=50, kernel="rbf", inference="collapsed",
-                 likelihood="gaussian", noise="shared", encoder=False, optimizer="auto", learning_rate=None,
+                 likelihood="gaussian", noise="per_feature", encoder=False, optimizer="auto", learning_rate=None,
                  max_iter=1000, tol=1e-6, batch_size=256, transform_max_iter=300,
                  n_importance_samples=100, relevance_threshold=0.01, device="auto", dtype=None,
                  random_state=None, verbose=False):
@@ -259,6 +272,17 @@ class BayesianGPLVM(GradientLatentModel):
                 f"kernel={self.kernel!r} has no closed-form psi-statistics, which inference='collapsed' "
                 "needs (they exist for 'rbf' and 'linear'); use inference='svi' for this kernel."
             )
+        if self.noise == "per_feature" and issubclass(LIKELIHOODS[self.likelihood],
+                                                      GaussianLikelihood) and Z.shape[0] > 1:
+            var = torch.nanmean((Z - torch.nanmean(Z, 0)) ** 2, 0)
+            constant = torch.nonzero(var <= 1e-6 * var.mean()).flatten().tolist()
+            if constant:
+                warnings.warn(
+                    f"{len(constant)} feature(s) are constant in the training rows (columns "
+                    f"{constant[:5]}{', ...' if len(constant) > 5 else ''}): with "
+                    "noise='per_feature' their noise variance goes toward its floor, so a held-out "
+                    "row in which they vary gets a very low log p(y). Dequantize integer data, "
+                    "drop constant columns, or pass noise='shared'.", UserWarning, stacklevel=3)
         if self.inference == "svi" and self.optimizer == "lbfgs":
             raise ValueError("optimizer='lbfgs' needs a deterministic objective; inference='svi' "
                              "uses minibatches, so use optimizer='adam' (or 'auto').")

@@ -29,7 +29,7 @@ def test_fitted_attributes(fitted, Y):
     assert 1 <= m.effective_dims_ <= 3
     assert m.evidence_kind == "importance-weighted estimate"
     assert np.isfinite(m.elbo_) and m.history_[-1]["train"] == pytest.approx(m.elbo_, abs=1e-6)
-    assert m.noise_variance_ > 0
+    assert np.shape(m.noise_variance_) == (Y.shape[1],) and np.all(m.noise_variance_ > 0)
     np.testing.assert_allclose(m.mean_, Y.mean(0))
 
 
