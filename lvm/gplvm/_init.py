@@ -28,8 +28,8 @@ from ..latents import AmortizedLatent, PointLatent
 from .collapsed import collapsed_terms, kuu_cholesky, observed_mask
 from .psi import psi_statistics
 
-__all__ = ["PCAStart", "pca_start", "pca_fill", "initial_kernel", "initial_latent", "initial_inducing",
-           "warm_start_q_u", "LATENT_VAR_INIT", "NOISE_INIT_FRACTION"]
+__all__ = ["PCAStart", "pca_start", "pca_fill", "initial_kernel", "initial_latent",
+           "initial_inducing", "warm_start_q_u", "LATENT_VAR_INIT", "NOISE_INIT_FRACTION"]
 
 #: Initial variance of every q(x_n) coordinate (the PCA start has unit variance per latent dim).
 LATENT_VAR_INIT = 0.1

@@ -230,9 +230,9 @@ class BayesianGPLVM(GradientLatentModel):
     }
 
     def __init__(self, n_components=2, *, n_inducing=50, kernel="rbf", inference="collapsed",
-                 likelihood="gaussian", noise="per_feature", encoder=False, optimizer="auto", learning_rate=None,
-                 max_iter=1000, tol=1e-6, batch_size=256, transform_max_iter=300,
-                 n_importance_samples=100, relevance_threshold=0.01, device="auto", dtype=None,
+                 likelihood="gaussian", noise="per_feature", encoder=False, optimizer="auto",
+                 learning_rate=None, max_iter=1000, tol=1e-6, batch_size=256,
+                 transform_max_iter=300, n_importance_samples=100, relevance_threshold=0.01, device="auto", dtype=None,
                  random_state=None, verbose=False):
         self.n_components = n_components
         self.n_inducing = n_inducing
