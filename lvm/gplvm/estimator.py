@@ -94,10 +94,10 @@ class BayesianGPLVM(GradientLatentModel):
         was chosen by held-out evidence (``score``, nats per point, ``shared`` vs
         ``per_feature``, default settings otherwise): -6.835 vs -6.840 on
         ``make_ppca(900, 10, 2, noise=0.1)`` (isotropic noise; 600 rows train, 300 test, Q=2),
-        -11.825 vs -9.960 on the same with per-feature noise variances geomspace(0.02, 1),
+        -11.825 vs -9.958 on the same with per-feature noise variances geomspace(0.02, 1),
         8.892 vs 8.423 on oil flow as stored (train / test, Q=2), -3.470 vs -1.424 on oil flow
-        standardized per feature, and -147.2 vs -123.7 on the digits (0..16 + U[0, 1), 80/20,
-        Q=5): per-feature noise costs 0.005 nats on isotropic data and gains 1.9 to 23.5 where
+        standardized per feature, and -147.2 vs -123.6 on the digits (0..16 + U[0, 1), 80/20,
+        Q=5): per-feature noise costs 0.005 nats on isotropic data and gains 1.9 to 23.6 where
         the features differ; on raw oil flow its fit ends in a worse local optimum (its training
         bound is also lower, 7.28 vs 7.63). As with Factor Analysis, a feature constant in the
         training rows gets a tiny noise variance (fit warns; dequantize integer data or pass
