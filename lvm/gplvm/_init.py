@@ -8,6 +8,11 @@ mean variance per feature and the noise at a tenth of it, floored at 1e-6 of it.
 relative to the data's own scale. The linear kernel's variances start at the PCA eigenvalues over D
 (Bayesian PCA's solution for unit-variance latents); ``"linear+rbf"`` starts its linear part there
 and its RBF part with the RBF lengthscales and an outputscale of a tenth of sum_q v_q.
+
+With missing entries (NaN) the start is the same, on the data completed by iterated rank-Q PCA
+(fill the missing entries with zeros, the mean; then alternately fit the Q principal directions
+and refill the missing entries with their reconstruction), so that a row's start reflects what is
+observed of it rather than being pulled toward the mean.
 """
 
 from __future__ import annotations
@@ -22,11 +27,12 @@ from torch import nn
 from .. import _distributed as dist
 from .._stats import GaussianStats, descending_eigh, location_and_scale
 from ..latents import AmortizedLatent, PointLatent
-from .collapsed import collapsed_terms, kuu_cholesky
+from .collapsed import collapsed_terms, kuu_cholesky, observed_mask
 from .psi import psi_statistics
 
-__all__ = ["PCAStart", "pca_start", "initial_kernel", "initial_latent", "initial_inducing",
-           "warm_start_q_u", "LATENT_VAR_INIT", "NOISE_INIT_FRACTION", "RBF_FRACTION_OF_LINEAR"]
+__all__ = ["PCAStart", "pca_start", "pca_fill", "initial_kernel", "initial_latent",
+           "initial_inducing", "warm_start_q_u", "LATENT_VAR_INIT", "NOISE_INIT_FRACTION",
+           "RBF_FRACTION_OF_LINEAR"]
 
 #: Initial variance of every q(x_n) coordinate (the PCA start has unit variance per latent dim).
 LATENT_VAR_INIT = 0.1
@@ -34,6 +40,8 @@ LATENT_VAR_INIT = 0.1
 NOISE_INIT_FRACTION = 0.1
 #: ``kernel="linear+rbf"``: the RBF outputscale starts at this fraction of sum_q v_q of the linear part.
 RBF_FRACTION_OF_LINEAR = 0.1
+#: Alternations of the rank-Q PCA completion of rows with missing entries.
+PCA_FILL_ITERS = 30
 #: Rows used for the warm start of q(u) in SVI.
 _Q_U_START_ROWS = 2000
 
@@ -56,6 +64,23 @@ def pca_start(Zc: torch.Tensor, Q: int) -> PCAStart:
     scale = evals[:Q].clamp_min(1e-12 * top)  # relative: a zero direction keeps a finite map
     fracs = (scale / evals.sum().clamp_min(torch.finfo(evals.dtype).tiny)).clamp(1e-3, 1.0)
     return PCAStart(stats.n, evecs[:, :Q] / scale.sqrt(), fracs, evals)
+
+
+def pca_fill(Zc: torch.Tensor, Q: int, n_iter: int = PCA_FILL_ITERS) -> torch.Tensor:
+    """``Zc`` (centred) with its NaN replaced by their rank-Q PCA reconstruction (iterated from the
+    mean; the directions from the rows of every rank); observed entries unchanged."""
+    missing = torch.isnan(Zc)
+    if not dist.max_int(int(missing.any())):
+        return Zc
+    Zf = torch.where(missing, Zc.new_zeros(()), Zc)
+    for _ in range(n_iter):
+        stats = GaussianStats.of(Zf)
+        if dist.is_distributed():
+            stats = stats.all_reduce()
+        V = descending_eigh(stats.covariance.to(Zc.dtype))[1][:, :Q]
+        mean = stats.mean.to(Zc.dtype)
+        Zf = torch.where(missing, mean + ((Zf - mean) @ V) @ V.T, Zc)
+    return Zf
 
 
 def initial_kernel(kernel: gpytorch.kernels.Kernel, start: PCAStart, from_registry: bool,
@@ -98,9 +123,12 @@ def _initial_part(kernel, start, from_registry, variance, D, Q):
     return kernel
 
 
-def initial_latent(Zc: torch.Tensor, start: PCAStart, encoder: bool, generator) -> nn.Module:
+def initial_latent(Zc: torch.Tensor, start: PCAStart, encoder: bool, generator,
+                   mask_channel: bool = False) -> nn.Module:
     """Free q(x_n) at the PCA projections, or an amortized q(x | y): a residual MLP on the same
-    projection whose last layer starts at zero (so both start from the same q(x))."""
+    projection whose last layer starts at zero (so both start from the same q(x)). ``Zc`` has no
+    NaN (missing entries at the mean, zero); with ``mask_channel`` the network also sees the mask
+    of observed entries (:class:`lvm.latents.AmortizedLatent`)."""
     N, D = Zc.shape
     Q = start.projection.shape[1]
     dev, dt = Zc.device, Zc.dtype
@@ -108,20 +136,22 @@ def initial_latent(Zc: torch.Tensor, start: PCAStart, encoder: bool, generator) 
         return PointLatent(Zc @ start.projection, torch.full((N, Q), LATENT_VAR_INIT, device=dev,
                                                              dtype=dt))
     hidden = 50
-    net = nn.Sequential(nn.Linear(D, hidden), nn.Tanh(), nn.Linear(hidden, 2 * Q)).to(
+    width = 2 * D if mask_channel else D
+    net = nn.Sequential(nn.Linear(width, hidden), nn.Tanh(), nn.Linear(hidden, 2 * Q)).to(
         device=dev, dtype=dt)
     with torch.no_grad():
         # Seeded from the estimator's generator, not torch's global one.
         first = net[0]
         first.weight.copy_(torch.randn(first.weight.shape, generator=generator, dtype=dt,
-                                       device=dev) / D**0.5)
+                                       device=dev) / width**0.5)
         first.bias.zero_()
         net[2].weight.zero_()
         net[2].bias.zero_()
         net[2].bias[Q:] = torch.log(torch.tensor(LATENT_VAR_INIT, dtype=dt))
     # The network sees unit-scale input whatever the likelihood (standardized data are already).
     return AmortizedLatent(net, Q, projection=start.projection,
-                           input_scale=location_and_scale(Zc)[1], input_loc=Zc.new_zeros(()))
+                           input_scale=location_and_scale(Zc)[1], input_loc=Zc.new_zeros(()),
+                           mask_channel=mask_channel)
 
 
 def initial_inducing(X0: torch.Tensor, M: int, generator) -> torch.Tensor:
@@ -133,7 +163,8 @@ def initial_inducing(X0: torch.Tensor, M: int, generator) -> torch.Tensor:
 
 def warm_start_q_u(model, Zc: torch.Tensor, jitter: float) -> None:
     """Start q(u) of an SVI model at the collapsed optimum for the initial q(x) of (up to) 2000
-    rows, computed in float64; keep GPyTorch's prior start if even that is numerically singular."""
+    rows (NaN in ``Zc`` are missing entries), computed in float64; keep GPyTorch's prior start if
+    even that is numerically singular."""
     from linear_operator.utils.errors import NotPSDError
 
     with torch.no_grad():
@@ -141,10 +172,12 @@ def warm_start_q_u(model, Zc: torch.Tensor, jitter: float) -> None:
         mu, var = model.latent(Zc[:n], torch.arange(n, device=Zc.device))
         kernel = copy.deepcopy(model.kernel).double()
         Z = model.inducing_points.double()
+        Y = Zc[:n].double()
+        mask = observed_mask(Y)
         try:
-            psi = psi_statistics(kernel, mu.double(), var.double(), Z)
+            psi = psi_statistics(kernel, mu.double(), var.double(), Z, weights=mask)
             L = kuu_cholesky(kernel, Z, jitter)
-            _, mean, root = collapsed_terms(Zc[:n].double(), psi, L, model.noise.double())
+            _, mean, root = collapsed_terms(Y, psi, L, model.noise.double(), mask)
         except (NotPSDError, torch.linalg.LinAlgError):
             return
         model.gp.set_whitened(mean, root)

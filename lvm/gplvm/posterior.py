@@ -21,6 +21,18 @@ L^{-1} and r = y - c,
 
 otherwise it is a Monte Carlo average over fixed draws of x of the likelihood's own
 ``expected_log_prob``.
+
+With per-feature noise sigma_d^2 or missing entries (NaN; m_d = 1 where y_d is observed) the
+closed form is the sum over the observed d of its one-output terms: with
+Q_d = L^{-T}(m_d m_d^\top + S_d - I) L^{-1} and w_d = m_d / sigma_d^2,
+
+.. math::
+    -\tfrac12 \sum_d m_d \log 2\pi\sigma_d^2 - \tfrac12\Big(\sum_d w_d\big(r_d^2
+    - 2 r_d\, \Psi_1 L^{-T} m_d + \psi_0\big) + \operatorname{tr}\big(\Psi_2
+    \textstyle\sum_d w_d Q_d\big)\Big),
+
+the last sum one (n, D) by (D, M^2) product per chunk of rows. Every evidence of a row is that of
+its observed entries.
 """
 
 from __future__ import annotations
@@ -95,23 +107,50 @@ class InducingPosterior(nn.Module):
         return mean.reshape(*lead, -1), var.reshape(*lead, -1)
 
     def log_marginal(self, Y, X):
-        """log p(y | x) with f integrated out, per row: ``X`` (..., n, Q) -> (..., n)."""
+        """log p(y | x) with f integrated out, per row: ``X`` (..., n, Q) -> (..., n); NaN entries
+        of ``Y`` are missing (the density of the observed ones)."""
         mean, var = self.predict(X)
-        return self.likelihood.log_marginal(Y, mean, var.expand_as(mean))
+        mask = ~torch.isnan(Y)
+        return self.likelihood.log_marginal(Y, mean, var.expand_as(mean),
+                                            None if bool(mask.all()) else mask)
+
+    def _quad_per_output(self) -> torch.Tensor:
+        """Q_d of the module docstring, flattened: (D, M * M) (computed once, on first use)."""
+        if getattr(self, "_quad_d", None) is None:
+            D, M = self.n_outputs, self.chol.shape[0]
+            R = self.covar_root
+            S = R @ R.mT
+            eye = torch.eye(M, dtype=S.dtype, device=S.device)
+            inner = self.mean.T.unsqueeze(-1) * self.mean.T.unsqueeze(-2) + S - eye  # (D, M, M)
+            Linv = torch.linalg.solve_triangular(self.chol, eye, upper=False)
+            self._quad_d = (Linv.T @ inner @ Linv).reshape(D, M * M)
+        return self._quad_d
 
     def expected_log_likelihood(self, Y, mu, var, eps=None):
-        """E_{q(x)} E_{q(f)} log p(y | f) per row; ``eps`` (S, n, Q) fixes the Monte Carlo draws
-        used when there is no closed form."""
-        if isinstance(self.likelihood, GaussianLikelihood) and self.likelihood.noise.numel() == 1 \
-                and has_psi_statistics(self.kernel):
+        """E_{q(x)} E_{q(f)} log p(y | f) per row (of the observed entries: NaN are missing);
+        ``eps`` (S, n, Q) fixes the Monte Carlo draws used when there is no closed form."""
+        mask = ~torch.isnan(Y)
+        if bool(mask.all()):
+            mask = None
+        if isinstance(self.likelihood, GaussianLikelihood) and has_psi_statistics(self.kernel):
             D = Y.shape[1]
-            noise = self.likelihood.noise.reshape(())
+            noise = self.likelihood.noise
             psi = psi_statistics(self.kernel, mu, var, self.inducing_points, per_point=True)
             R = Y - self.offset
             Ef = psi.psi1 @ self.proj
-            second = D * psi.psi0 + (psi.psi2 * self.quad).sum((-1, -2))
-            sq = (R * R).sum(-1) - 2.0 * (R * Ef).sum(-1) + second
-            return -0.5 * D * torch.log(2 * math.pi * noise) - 0.5 * sq / noise
+            if noise.numel() == 1 and mask is None:
+                noise = noise.reshape(())
+                second = D * psi.psi0 + (psi.psi2 * self.quad).sum((-1, -2))
+                sq = (R * R).sum(-1) - 2.0 * (R * Ef).sum(-1) + second
+                return -0.5 * D * torch.log(2 * math.pi * noise) - 0.5 * sq / noise
+            noise = noise.expand(D)
+            m = torch.ones_like(R) if mask is None else mask.to(R.dtype)
+            R = torch.where(m > 0, R, R.new_zeros(()))
+            w = m / noise  # (n, D)
+            G = (w @ self._quad_per_output()).reshape(psi.psi2.shape)  # sum_d w_d Q_d per row
+            sq = ((w * (R * R - 2.0 * R * Ef)).sum(-1) + w.sum(-1) * psi.psi0
+                  + (psi.psi2 * G).sum((-1, -2)))
+            return -0.5 * (m * torch.log(2 * math.pi * noise)).sum(-1) - 0.5 * sq
         x = mu + var.sqrt() * eps  # (S, n, Q)
         mean, fvar = self.predict(x)
-        return self.likelihood.expected_log_prob(Y, mean, fvar.expand_as(mean)).mean(0)
+        return self.likelihood.expected_log_prob(Y, mean, fvar.expand_as(mean), mask).mean(0)

@@ -38,8 +38,11 @@ GPyTorch has none, so they are written here, in closed form (Titsias & Lawrence,
   whose (weighted) sum over n is Z diag(v) T^T with T_{m'q} = sum_n w_n Psi_1^{rbf (nm')}
   (a_{nq} + b_{nq} z_{m'q}), a = l^2 mu / (l^2 + s), b = s / (l^2 + s): O(N M Q), no N x M x M term.
 
-With ``weights`` w (N, D), Psi_2 is the (D, M, M) stack sum_n w_{nd} Psi_2^{(n)} (psi_0 and Psi_1
-unchanged).
+With ``weights`` W (N, D) (the observed-entry mask of data with missing values, one column per
+output dim), Psi_2 is one weighted sum per column, Psi_2^{(d)} = sum_n w_{nd} Psi_2^{(n)}, shape
+(D, M, M): for the RBF kernel one product W^T exp(log terms) on the packed pairs m <= m'.
+For the sum kernel the cross term's weighted sums are formed the same way (psi_0 and Psi_1 are
+unchanged by the weights).
 
 The squared distances are expanded into one matrix product of (N, 2Q+1) by (2Q+1, K) features, so
 nothing of size N x M x M x Q is formed, and only the M (M+1) / 2 pairs m <= m' of the symmetric
@@ -64,7 +67,7 @@ PSI2_CHUNK = 2048
 class PsiStatistics(NamedTuple):
     psi0: torch.Tensor  # (N,)
     psi1: torch.Tensor  # (N, M)
-    psi2: torch.Tensor  # (M, M) summed over n, or (N, M, M) per point
+    psi2: torch.Tensor  # (M, M) summed over n, (N, M, M) per point, or (D, M, M) weighted sums
 
 
 def _rbf_parts(kernel):
@@ -80,7 +83,7 @@ def _log_gauss_terms(mu, w, centres, offset):
     return F @ G.T
 
 
-def _rbf(kernel, mu, var, Z, per_point):
+def _rbf(kernel, mu, var, Z, per_point, weights=None):
     sf2, l2 = _rbf_parts(kernel)
     N, M = mu.shape[0], Z.shape[0]
     psi0 = sf2.expand(N)
@@ -105,48 +108,42 @@ def _rbf(kernel, mu, var, Z, per_point):
     if per_point:
         return PsiStatistics(psi0, psi1, unpack(front * torch.exp(log_terms(mu, var))))
 
-    def chunk_sum(m, v):
-        return torch.exp(log_terms(m, v)).sum(0)
+    if weights is None:
+        def chunk_sum(m, v):
+            return torch.exp(log_terms(m, v)).sum(0)
+    else:
+        def chunk_sum(m, v, w):  # (D, K): one weighted sum over the rows per column of w
+            return w.T @ torch.exp(log_terms(m, v))
 
+    args = (mu, var) if weights is None else (mu, var, weights.to(mu.dtype))
     if N <= PSI2_CHUNK:
-        total = chunk_sum(mu, var)
+        total = chunk_sum(*args)
     else:
         total = 0.0
         for i in range(0, N, PSI2_CHUNK):
-            total = total + checkpoint(chunk_sum, mu[i:i + PSI2_CHUNK], var[i:i + PSI2_CHUNK],
+            total = total + checkpoint(chunk_sum, *(a[i:i + PSI2_CHUNK] for a in args),
                                        use_reentrant=False)
     return PsiStatistics(psi0, psi1, unpack(front * total))
 
 
-def _linear(kernel, mu, var, Z, per_point):
+def _linear(kernel, mu, var, Z, per_point, weights=None):
     v = kernel.variance.reshape(-1)
     psi0 = ((mu * mu + var) * v).sum(-1)
     Zv = Z * v
     psi1 = mu @ Zv.T
     if per_point:
         psi2 = psi1.unsqueeze(-1) * psi1.unsqueeze(-2) + torch.einsum("mq,nq,kq->nmk", Zv, var, Zv)
+    elif weights is not None:
+        w = weights.to(mu.dtype)
+        psi2 = (torch.einsum("nd,nm,nk->dmk", w, psi1, psi1)
+                + torch.einsum("mq,dq,kq->dmk", Zv, w.T @ var, Zv))
     else:
         psi2 = psi1.T @ psi1 + (Zv * var.sum(0)) @ Zv.T
     return PsiStatistics(psi0, psi1, psi2)
 
 
-def _weighted(fn, kernel, mu, var, Z, weights):
-    """psi-statistics with Psi_2 the (D, M, M) stack sum_n w_nd Psi_2^(n), from per-point Psi_2 in
-    row chunks (memory O(chunk x M^2))."""
-    parts = [fn(kernel, mu[i:i + PSI2_CHUNK], var[i:i + PSI2_CHUNK], Z, True)
-             for i in range(0, mu.shape[0], PSI2_CHUNK)]
-    psi2 = sum(torch.einsum("nd,nmk->dmk", weights[i * PSI2_CHUNK:(i + 1) * PSI2_CHUNK], p.psi2)
-               for i, p in enumerate(parts))
-    return PsiStatistics(torch.cat([p.psi0 for p in parts]), torch.cat([p.psi1 for p in parts]), psi2)
-
-
 def _part(fn, kernel, mu, var, Z, per_point, weights):
-    # _rbf and _linear take no weights in this branch: the weighted stack comes from their
-    # per-point Psi_2 in row chunks. Once they take ``weights``, this is
-    # ``fn(kernel, mu, var, Z, per_point, weights=weights)``.
-    if weights is None:
-        return fn(kernel, mu, var, Z, per_point)
-    return _weighted(fn, kernel, mu, var, Z, weights)
+    return fn(kernel, mu, var, Z, per_point, weights)
 
 
 def _sum_parts(kernel):
@@ -233,6 +230,4 @@ def psi_statistics(kernel, mu, var, Z, *, per_point: bool = False, weights=None)
         )
     if weights is not None and per_point:
         raise ValueError("weights sum Psi_2 over the points; per_point=True returns each point's.")
-    if fn is _linear_plus_rbf:
-        return fn(kernel, mu, var, Z, per_point, weights=weights)
-    return _part(fn, kernel, mu, var, Z, per_point, weights)
+    return fn(kernel, mu, var, Z, per_point, weights)

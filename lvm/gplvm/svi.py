@@ -9,7 +9,8 @@ output dims, so K_uu is factorized once per step. The bound
         \log \mathcal N(y_{nd} \mid f_d, \sigma^2) - \mathrm{KL}(q(x_n) \| p(x_n)) \Big)
         - \sum_d \mathrm{KL}(q(u_d) \| p(u_d))
 
-is estimated on a minibatch B with reparameterized draws x = mu + s^{1/2} eps, its data term scaled by
+(the sum over d running over the observed entries y_{nd} only, when some are missing: NaN) is
+estimated on a minibatch B with reparameterized draws x = mu + s^{1/2} eps, its data term scaled by
 N / |B|: an unbiased estimate of the full bound. At the optimal q(u) it equals the collapsed bound of
 :mod:`lvm.gplvm.collapsed`. The likelihood is any of :mod:`lvm.likelihoods` (its
 ``expected_log_prob`` under the Gaussian q(f | x)). Minibatches, the scaling by N and the
@@ -80,7 +81,8 @@ class SVIGPLVM(nn.Module):
 
     @property
     def noise(self) -> torch.Tensor:
-        return self.likelihood.noise.reshape(())
+        """The noise variance: shape (1,) (shared) or (D,) (per feature)."""
+        return self.likelihood.noise
 
     @property
     def strategy(self):
@@ -94,17 +96,23 @@ class SVIELBO:
     ----------
     model : SVIGPLVM
     num_data : int, N (the global number of rows under torch.distributed).
+    masked : bool or None, default=None
+        Whether the data have missing entries (NaN): True masks every batch (no host read-back
+        per step), False never does, None looks at each batch.
     """
 
-    def __init__(self, model: SVIGPLVM, num_data: int):
+    def __init__(self, model: SVIGPLVM, num_data: int, masked: bool | None = None):
         self.model = model
         self.num_data = num_data
+        self.masked = masked
 
     def terms(self, Y_batch, rows, generator, n_samples: int = 1):
         """Per-row terms E_q log p(y_n | f, x_n) - KL(q(x_n)), shape (B,), and KL(q(u)) (0-d).
 
         ``rows`` are the batch's row ids (used by free per-row q(x_n)); an amortized q(x | y)
-        reads ``Y_batch`` instead. The expectation over x uses ``n_samples`` reparameterized draws.
+        reads ``Y_batch`` instead (zero-filling its NaN). NaN entries of ``Y_batch`` are missing
+        and left out of the expected log-likelihood. The expectation over x uses ``n_samples``
+        reparameterized draws.
         """
         m = self.model
         mu, var = m.latent(Y_batch, rows)
@@ -114,7 +122,12 @@ class SVIELBO:
         f = m.gp(x)  # a batch of D outputs over S * B points
         mean = f.mean.T.reshape(n_samples, B, -1) + m.offset
         fvar = f.variance.T.reshape(n_samples, B, -1)
-        ell = m.likelihood.expected_log_prob(Y_batch, mean, fvar).mean(0)
+        mask = None
+        if self.masked or self.masked is None:
+            mask = ~torch.isnan(Y_batch)
+            if self.masked is None and bool(mask.all()):
+                mask = None
+        ell = m.likelihood.expected_log_prob(Y_batch, mean, fvar, mask).mean(0)
         return ell - m.latent.kl(mu, var), m.strategy.kl_divergence().sum()
 
     def __call__(self, Y_batch, rows, generator, n_samples: int = 1):

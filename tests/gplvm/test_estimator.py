@@ -29,7 +29,7 @@ def test_fitted_attributes(fitted, Y):
     assert 1 <= m.effective_dims_ <= 3
     assert m.evidence_kind == "importance-weighted estimate"
     assert np.isfinite(m.elbo_) and m.history_[-1]["train"] == pytest.approx(m.elbo_, abs=1e-6)
-    assert m.noise_variance_ > 0
+    assert np.shape(m.noise_variance_) == (Y.shape[1],) and np.all(m.noise_variance_ > 0)
     np.testing.assert_allclose(m.mean_, Y.mean(0))
 
 
@@ -164,8 +164,11 @@ def test_bad_hyperparameters(Y, params, match):
 def test_bad_input(fitted, Y):
     with pytest.raises(ValueError, match="X has 4 features, but BayesianGPLVM is expecting 5"):
         fitted.transform(Y[:, :4])
-    with pytest.raises(ValueError, match="contains NaN"):
+    # NaN marks a missing entry; a row with nothing observed is an error.
+    with pytest.raises(ValueError, match="no observed value"):
         fitted.score_samples(np.full((2, 5), np.nan))
+    with pytest.raises(ValueError, match="infinity"):
+        fitted.score_samples(np.full((2, 5), np.inf))
     with pytest.raises(ValueError, match="X has 2 columns, but BayesianGPLVM has 3 latent"):
         fitted.inverse_transform(torch.zeros(2, 2))
 
