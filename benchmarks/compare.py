@@ -401,9 +401,11 @@ def write(path, rows, ratio):
             w.writeheader()
             w.writerows(rows)
             if ratio:
-                w.writerow(dict(data="digits-standardized", model="BayesianGPLVM vs GPyTorch recipe",
+                w.writerow(dict(data="digits-standardized",
+                                model="BayesianGPLVM vs GPyTorch recipe",
                                 source="benchmarks/gplvm.py", evidence="lower bound", K=10,
-                                train=ratio["recipe_bound"], fit_seconds=ratio["lvm_seconds_to_reach"],
+                                train=ratio["recipe_bound"],
+                                fit_seconds=ratio["lvm_seconds_to_reach"],
                                 note=f"time-to-reach ratio {ratio['ratio']:.2f}x"))
     print(f"wrote {path}")
 
@@ -427,7 +429,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     vae_bench = None if args.skip_hand_vae else _import_benchmark("vae")
-    print(f"lvm {lvm.__version__ if hasattr(lvm, '__version__') else ''} torch {torch.__version__}, "
+    print(f"lvm {getattr(lvm, '__version__', '')}, torch {torch.__version__}, "
           f"{args.threads} thread(s){', --quick' if args.quick else ''}", flush=True)
     rows = []
     t0 = time.perf_counter()
