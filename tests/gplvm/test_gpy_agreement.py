@@ -22,7 +22,8 @@ fits here the floor is about 4e-6 nats per point and the two codes differ by 2e-
 the full fit (1,000 rows and iterations; noise 9e-4 of the data's variance, cond(K_uu) 1.5e6)
 the floor is 4e-5 and they differ by 2e-6 to 4e-6 (a 40-digit evaluation of GPy's float64
 inputs puts GPy within 5e-8 and lvm within 2.3e-6 of it; swapping lvm's Psi_2 for GPy's, equal
-to 2e-15 relative, moves the bound by 3e-6). So the tolerance is 1e-6 plus that floor, computed for the parameters at hand.
+to 2e-15 relative, moves the bound by 3e-6). So the tolerance is 1e-6 plus that floor, computed
+for the parameters at hand.
 """
 
 import numpy as np
