@@ -157,7 +157,7 @@ def test_bad_input_and_methods(fitted, data):
     Y, _ = data
     bad = Y.copy()
     bad[3, 1] = np.nan
-    with pytest.raises(ValueError, match="Input X contains NaN"):
+    with pytest.raises(ValueError, match="Input Y contains NaN, and DiffusionModel does not model"):
         lvm.DiffusionModel(**TINY).fit(bad)
     with pytest.raises(ValueError, match="Input Y contains NaN"):
         lvm.DiffusionModel(**TINY).fit(torch.as_tensor(bad))

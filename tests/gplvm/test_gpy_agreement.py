@@ -81,8 +81,9 @@ def _rounding_floor(g):
 ], ids=["standardized-300", "raw-300", "standardized-1000-full"])
 def test_bound_agrees_with_gpy_up_to_the_kuu_jitter(standardize, n_rows, max_iter):
     Y = _oil(standardize, n_rows)
-    m = lvm.BayesianGPLVM(Q, n_inducing=M, kernel="rbf", max_iter=max_iter, tol=None,
-                          device="cpu", random_state=0).fit(Y)
+    # One noise variance: GPy's BayesianGPLVM has a single Gaussian noise.
+    m = lvm.BayesianGPLVM(Q, n_inducing=M, kernel="rbf", noise="shared", max_iter=max_iter,
+                          tol=None, device="cpu", random_state=0).fit(Y)
     model = m._model
     with torch.no_grad():
         Zc = m._standardize(torch.as_tensor(Y)) - m._offset  # what lvm's bound sees
