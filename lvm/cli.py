@@ -64,7 +64,9 @@ DEMO_MODELS = {
     "fa": ("FactorAnalysis", {}),
     "vae": ("VAE", {"hidden_sizes": (128, 128), "max_epochs": 200, "batch_size": 128,
                     "patience": 20}),
-    "gplvm": ("BayesianGPLVM", {"n_inducing": 50}),
+    # 500 L-BFGS iterations and 100 steps per held-out q(x*): -129.1 held out, as -129.0 with the
+    # estimator's defaults (1000 and 300), in 40 % of the time.
+    "gplvm": ("BayesianGPLVM", {"n_inducing": 50, "max_iter": 500, "transform_max_iter": 100}),
     "diffusion": ("DiffusionModel", {"max_epochs": 400, "patience": 50}),
 }
 
