@@ -35,6 +35,7 @@ The hooks a family implements are listed under :class:`GradientLatentModel`.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -179,6 +180,26 @@ class GradientLatentModel(LatentVariableModel):
     def _eval_width(self) -> int:
         """The widest per-draw computation of ``_log_likelihood`` (sets evaluation chunks)."""
         return self.n_features_in_
+
+    def _warn_constant_features(self, Z) -> None:
+        """With per-feature Gaussian noise, a feature constant in the training rows gets a noise
+        variance at its floor, and a held-out row in which it varies a very low log p(y): say so,
+        with the ways out."""
+        from .likelihoods import LIKELIHOODS, GaussianLikelihood
+
+        if (getattr(self, "noise", None) != "per_feature" or Z.shape[0] < 2
+                or not issubclass(LIKELIHOODS[self.likelihood], GaussianLikelihood)):
+            return
+        var = torch.nanmean((Z - torch.nanmean(Z, 0)) ** 2, 0)
+        constant = torch.nonzero(var <= 1e-6 * var.mean()).flatten().tolist()
+        if constant:
+            warnings.warn(
+                f"{len(constant)} feature(s) are constant in the training rows (columns "
+                f"{constant[:5]}{', ...' if len(constant) > 5 else ''}): with noise='per_feature' "
+                "their noise variance sits at its floor, so a held-out row in which they vary gets "
+                "a very low log p(y). Dequantize integer data (add U[0, 1) noise, as "
+                "lvm.compare(dequantize=True) does), drop constant columns, or pass "
+                "noise='shared'.", UserWarning, stacklevel=4)
 
     # ------------------------------------------------------------------ fitting
     def _start(self, Z) -> None:

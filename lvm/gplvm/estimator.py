@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import warnings
 
 import gpytorch
 import numpy as np
@@ -288,17 +287,7 @@ class BayesianGPLVM(GradientLatentModel):
                 f"kernel={self.kernel!r} has no closed-form psi-statistics, which inference='collapsed' "
                 "needs (they exist for 'rbf', 'linear' and 'linear+rbf'); use inference='svi' for this kernel."
             )
-        if self.noise == "per_feature" and issubclass(LIKELIHOODS[self.likelihood],
-                                                      GaussianLikelihood) and Z.shape[0] > 1:
-            var = torch.nanmean((Z - torch.nanmean(Z, 0)) ** 2, 0)
-            constant = torch.nonzero(var <= 1e-6 * var.mean()).flatten().tolist()
-            if constant:
-                warnings.warn(
-                    f"{len(constant)} feature(s) are constant in the training rows (columns "
-                    f"{constant[:5]}{', ...' if len(constant) > 5 else ''}): with "
-                    "noise='per_feature' their noise variance goes toward its floor, so a held-out "
-                    "row in which they vary gets a very low log p(y). Dequantize integer data, "
-                    "drop constant columns, or pass noise='shared'.", UserWarning, stacklevel=3)
+        self._warn_constant_features(Z)
         if self.inference == "svi" and self.optimizer == "lbfgs":
             raise ValueError("optimizer='lbfgs' needs a deterministic objective; inference='svi' "
                              "uses minibatches, so use optimizer='adam' (or 'auto').")

@@ -265,20 +265,7 @@ class VAE(GradientLatentModel):
 
     def _check_data_hyperparameters(self, Z):
         super()._check_data_hyperparameters(Z)
-        if self.noise == "per_feature" and issubclass(LIKELIHOODS[self.likelihood],
-                                                      GaussianLikelihood) and Z.shape[0] > 1:
-            var = torch.nanmean((Z - torch.nanmean(Z, 0)) ** 2, 0)
-            constant = torch.nonzero(var <= 1e-6 * var.mean()).flatten().tolist()
-            if constant:
-                warnings.warn(
-                    f"{len(constant)} feature(s) are constant in the training rows (columns "
-                    f"{constant[:5]}{', ...' if len(constant) > 5 else ''}): with "
-                    "noise='per_feature' their noise variance sits at its floor, so a held-out "
-                    "row in which they vary gets a very low log p(y). Dequantize integer data "
-                    "(add U[0, 1) noise, as lvm.compare(dequantize=True) does), drop constant "
-                    "columns, or pass noise='shared'.",
-                    UserWarning,
-                )
+        self._warn_constant_features(Z)
         for h in tuple(self.hidden_sizes):
             if not isinstance(h, numbers.Integral) or isinstance(h, bool) or h < 1:
                 raise ValueError(
