@@ -12,7 +12,9 @@ import lvm
 
 from .conftest import one_nn_accuracy
 
-pytestmark = pytest.mark.data
+# Two full fits of the 1000-row set (about a minute together on a quiet 2-core machine): slow,
+# so the default suite stays under three minutes; run with -m slow.
+pytestmark = [pytest.mark.data, pytest.mark.slow]
 
 GPY_BOUND_Q10 = -2.72
 
