@@ -79,6 +79,9 @@ class InducingPosterior(nn.Module):
         Linv = torch.linalg.solve_triangular(self.chol, eye, upper=False)
         self.register_buffer("quad", Linv.T @ inner @ Linv)  # C of the module docstring
         self.register_buffer("proj", torch.linalg.solve_triangular(self.chol.T, self.mean, upper=True))
+        basis, spectra = _common_eigenbasis(S) if S.dim() == 3 else (None, None)
+        self.register_buffer("basis", basis)
+        self.register_buffer("spectra", spectra)
 
     @property
     def n_outputs(self) -> int:
@@ -100,6 +103,9 @@ class InducingPosterior(nn.Module):
         if self.covar_root.dim() == 2:
             RA = self.covar_root.T @ A
             var = (kxx - (A * A).sum(0) + (RA * RA).sum(0)).unsqueeze(-1)
+        elif self.basis is not None:  # S_d = U diag(lambda_d) U^T: a^T S_d a = (U^T a)^2 . lambda_d
+            UA = self.basis.T @ A  # (M, N)
+            var = (kxx - (A * A).sum(0)).unsqueeze(-1) + (UA * UA).T @ self.spectra.T  # (N, D)
         else:
             RA = self.covar_root.mT @ A  # (D, M, N)
             var = (kxx - (A * A).sum(0) + (RA * RA).sum(1)).T  # (N, D)
@@ -154,3 +160,25 @@ class InducingPosterior(nn.Module):
         x = mu + var.sqrt() * eps  # (S, n, Q)
         mean, fvar = self.predict(x)
         return self.likelihood.expected_log_prob(Y, mean, fvar.expand_as(mean), mask).mean(0)
+
+
+def _common_eigenbasis(S: torch.Tensor, rtol: float = 1e-9):
+    r"""(U, Lambda) with S_d = U diag(Lambda_d) U^T for every d, when the S_d (D, M, M) share an
+    eigenbasis, else (None, None).
+
+    They do for the collapsed bound with per-feature noise and complete data, where
+    S_d = (I + beta_d L^{-1} \Psi_2 L^{-T})^{-1} are functions of one matrix. The predictive
+    variance a^T S_d a of every output is then one (N, M) by (M, D) product instead of D
+    (M, M) by (M, N) ones. The basis comes from a generic combination of the S_d and is kept
+    only if it diagonalizes each of them to ``rtol`` of its largest entry.
+    """
+    D = S.shape[0]
+    weights = torch.linspace(1.0, 2.0, D, dtype=S.dtype, device=S.device) ** 0.5
+    _, U = torch.linalg.eigh((weights.view(-1, 1, 1) * S).sum(0))
+    T = U.T @ S @ U  # (D, M, M)
+    spectra = torch.diagonal(T, dim1=-2, dim2=-1)  # (D, M)
+    off = T - torch.diag_embed(spectra)
+    scale = S.abs().amax().clamp_min(torch.finfo(S.dtype).tiny)
+    if not bool((off.abs().amax() <= rtol * scale).all()):
+        return None, None
+    return U, spectra

@@ -276,3 +276,27 @@ def test_per_feature_noise_starts_at_the_shared_noise_optimum():
     # The first stage's last bound is a shared-noise bound, the second's at least as high.
     bounds = [r["train"] for r in staged.history_]
     assert bounds[-1] >= max(bounds[: len(bounds) // 2]) - 1e-6
+
+
+@pytest.mark.parametrize("holes", [False, True], ids=["complete", "missing"])
+def test_predictive_variance_through_a_shared_eigenbasis_equals_the_direct_one(holes):
+    """Per-feature noise on complete data: every S_d = (I + beta_d C)^{-1} shares C's eigenbasis,
+    and the predictive variance goes through it; with missing entries (a different Psi_2 per
+    output) the basis is not shared and the direct route is kept."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((80, 2))
+    Y = np.tanh(X @ rng.standard_normal((2, 5))) + rng.standard_normal((80, 5)) * np.geomspace(
+        0.05, 0.5, 5)
+    if holes:
+        Y[rng.random(Y.shape) < 0.2] = np.nan
+        Y[np.isnan(Y).all(1), 0] = 0.0
+    m = lvm.BayesianGPLVM(2, n_inducing=8, max_iter=40, device="cpu", random_state=0).fit(Y)
+    post = next(v for v in vars(m).values() if isinstance(v, InducingPosterior))
+    assert (post.basis is not None) == (not holes)
+    Xs = torch.as_tensor(rng.standard_normal((30, 2)))
+    mean, var = post.predict(Xs)
+    basis, post.basis = post.basis, None
+    mean_direct, var_direct = post.predict(Xs)
+    post.basis = basis
+    torch.testing.assert_close(mean, mean_direct, rtol=1e-12, atol=0)
+    torch.testing.assert_close(var, var_direct, rtol=1e-10, atol=0)
