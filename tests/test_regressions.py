@@ -95,7 +95,9 @@ def test_b4_partial_fit_after_a_wide_fit_continues_from_that_fit():
 def test_b5_score_samples_is_deterministic_without_random_state(Y):
     m = lvm.BayesianGPLVM(2, max_iter=30, **GP).fit(Y)  # random_state=None
     np.testing.assert_array_equal(m.score_samples(Y[:10]), m.score_samples(Y[:10]))
-    np.testing.assert_array_equal(m.score_samples(Y[:10])[3:5], m.score_samples(Y[3:5]))
+    # Row-independent: the same draws per row whatever the batch; matrix products of other sizes
+    # may round differently in the last bits (seen: 1.8e-14 on one fit of a random seed).
+    np.testing.assert_allclose(m.score_samples(Y[:10])[3:5], m.score_samples(Y[3:5]), rtol=1e-12)
 
 
 # ----------------------------------------------------------------------------- K = D
