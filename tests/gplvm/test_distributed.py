@@ -62,12 +62,16 @@ def test_held_out_evidence_close_to_single_process(ranks):
     assert abs(ranks[0][1]["elbo"] - single.elbo_) < 0.25
 
 
+# Two spawned processes that import torch to check an error (7 s): slow, -m slow runs it.
+@pytest.mark.slow
 def test_shards_with_different_feature_counts_are_rejected():
     for status, r in run_ranks(_bad_shard, 2):
         assert status == "error" and r[0] == "ValueError"
         assert "different numbers of features across ranks" in r[1]
 
 
+# Two spawned processes that import torch to check an error (7 s): slow, -m slow runs it.
+@pytest.mark.slow
 def test_collapsed_mode_is_rejected_under_distributed():
     for status, r in run_ranks(_collapsed, 2):
         assert status == "error" and "use inference='svi' for a data-parallel fit" in r[1]

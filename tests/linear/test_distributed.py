@@ -37,6 +37,8 @@ def test_two_ranks_equal_single_process(name):
         assert r["log_evidence"] == pytest.approx(ref.log_evidence_, rel=1e-8)
 
 
+# Two spawned processes that import torch to check an error (7 s): slow, -m slow runs it.
+@pytest.mark.slow
 def test_shards_with_different_feature_counts_are_rejected_on_every_rank():
     results = run_ranks(_bad_shard, 2)
     for status, r in results:
