@@ -42,6 +42,9 @@ DIFFUSION_EXPECTED_FAILURES = {
         "(so it passes on some runs). Row independence is tested in tests/diffusion: "
         "score_samples to 1e-6, "
         "transform in float64 to 1e-12."),
+    "check_methods_sample_order_invariance": (
+        "the same float32 rounding as above: score_samples of a reordered batch differed by "
+        "1.1e-7 relative in one run (the check's rtol is 1e-7), so it passes on some runs only."),
 }
 
 
