@@ -72,6 +72,7 @@ def two_processes(digits_split):
                 for r in range(2)]
 
 
+@pytest.mark.slow  # the 2-process gloo group: 14 s of spawning and imports
 def test_two_process_fit_gives_identical_models(two_processes):
     r0, r1 = (r["fit"] for r in two_processes)
     assert r0["state"].keys() == r1["state"].keys()
@@ -81,6 +82,7 @@ def test_two_process_fit_gives_identical_models(two_processes):
     assert r0["score"] == r1["score"] and r0["elbo"] == r1["elbo"]  # reduced over ranks
 
 
+@pytest.mark.slow  # the 2-process gloo group: 14 s of spawning and imports
 def test_two_process_evidence_matches_single_process(two_processes, digits_split):
     Y_tr, Y_te, *_ = digits_split
     single = lvm.VAE(2, hidden_sizes=HIDDEN, batch_size=2 * BATCH, max_epochs=EPOCHS,
@@ -97,6 +99,7 @@ def test_two_process_evidence_matches_single_process(two_processes, digits_split
     assert abs(got - expected) < 0.03 * abs(expected)
 
 
+@pytest.mark.slow  # the 2-process gloo group: 14 s of spawning and imports
 def test_two_process_partial_fit(two_processes):
     r0, r1 = (r["partial"] for r in two_processes)
     for k in r0["state"]:
@@ -105,6 +108,7 @@ def test_two_process_partial_fit(two_processes):
     assert r0["score"] == r1["score"]
 
 
+@pytest.mark.slow  # the 2-process gloo group: 14 s of spawning and imports
 def test_shards_with_different_features_are_rejected_on_every_rank(two_processes):
     for r in two_processes:
         assert "different numbers of features across ranks ([10, 11])" in r["bad_features"]["error"]
