@@ -16,9 +16,19 @@ def _one_thread():
     torch.set_num_threads(old)
 
 
+#: Small, fast settings for fits whose numbers are not the point of the test.
+SMALL = dict(n_inducing=10, max_iter=60, transform_max_iter=50, n_importance_samples=10,
+             device="cpu", random_state=0)
+
+
 @pytest.fixture(scope="module")
 def ppca_data():
     return lvm.datasets.make_ppca(400, 5, 2, noise=0.1, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def Y(ppca_data):
+    return ppca_data.Y[:200]
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,7 @@ import torch
 
 import lvm
 
-SMALL = dict(n_inducing=10, max_iter=60, transform_max_iter=50, n_importance_samples=10,
-             device="cpu", random_state=0)
-
-
-@pytest.fixture(scope="module")
-def Y(ppca_data):
-    return ppca_data.Y[:200]
+from .conftest import SMALL
 
 
 @pytest.fixture(scope="module")
