@@ -181,6 +181,11 @@ class GradientLatentModel(LatentVariableModel):
         """The widest per-draw computation of ``_log_likelihood`` (sets evaluation chunks)."""
         return self.n_features_in_
 
+    @staticmethod
+    def _any_missing(Z) -> bool:
+        """Whether the rows of any rank have a missing entry (NaN): decided by the data, once."""
+        return bool(dist.max_int(int(torch.isnan(Z).any())))
+
     def _warn_constant_features(self, Z) -> None:
         """With per-feature Gaussian noise, a feature constant in the training rows gets a noise
         variance at its floor, and a held-out row in which it varies a very low log p(y): say so,
@@ -405,7 +410,6 @@ class GradientLatentModel(LatentVariableModel):
                 n_components=self.n_components_, seed=seed, width=self._eval_width(),
                 with_ess=with_ess)
 
-    #: Draws per row of the validation objective that early stopping reads.
     #: The estimator of the validation objective early stopping watches, and its draws per row.
     _validation_method = "elbo"
     _validation_samples = 1

@@ -27,7 +27,8 @@ from torch import nn
 from .. import _distributed as dist
 from .._stats import GaussianStats, descending_eigh, location_and_scale
 from ..latents import AmortizedLatent, PointLatent
-from .collapsed import collapsed_terms, kuu_cholesky, observed_mask
+from ..likelihoods._base import observed_mask
+from .collapsed import collapsed_terms, kuu_cholesky
 from .psi import psi_statistics
 
 __all__ = ["PCAStart", "pca_start", "pca_fill", "initial_kernel", "initial_latent",

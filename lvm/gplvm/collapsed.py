@@ -51,10 +51,10 @@ from linear_operator.utils.cholesky import psd_safe_cholesky
 from linear_operator.utils.errors import NotPSDError
 from torch import nn
 
+from ..likelihoods._base import observed_mask
 from .psi import psi_statistics
 
-__all__ = ["SparseGPLVM", "CollapsedELBO", "collapsed_terms", "observed_mask", "kuu_cholesky",
-           "NoiseTooSmallError"]
+__all__ = ["SparseGPLVM", "CollapsedELBO", "collapsed_terms", "kuu_cholesky", "NoiseTooSmallError"]
 
 
 class NoiseTooSmallError(NotPSDError):
@@ -162,12 +162,6 @@ def collapsed_terms(Y, psi, L, noise, mask=None):
     LBinvT = torch.linalg.solve_triangular(LB.mT, eye, upper=True)  # (D, M, M)
     mean = beta.unsqueeze(-1) * (LBinvT @ c.unsqueeze(-1)).squeeze(-1)  # (D, M)
     return data, mean.T, LBinvT
-
-
-def observed_mask(Y):
-    """True where Y is observed (not NaN), or None when every entry is."""
-    mask = ~torch.isnan(Y)
-    return None if bool(mask.all()) else mask
 
 
 class CollapsedELBO:

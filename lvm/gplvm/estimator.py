@@ -247,8 +247,8 @@ class BayesianGPLVM(GradientLatentModel):
     def __init__(self, n_components=2, *, n_inducing=50, kernel="rbf", inference="collapsed",
                  likelihood="gaussian", noise="per_feature", encoder=False, optimizer="auto",
                  learning_rate=None, max_iter=1000, tol=1e-6, batch_size=256,
-                 transform_max_iter=300, n_importance_samples=100, relevance_threshold=0.01, device="auto", dtype=None,
-                 random_state=None, verbose=False):
+                 transform_max_iter=300, n_importance_samples=100, relevance_threshold=0.01,
+                 device="auto", dtype=None, random_state=None, verbose=False):
         self.n_components = n_components
         self.n_inducing = n_inducing
         self.kernel = kernel
@@ -326,7 +326,7 @@ class BayesianGPLVM(GradientLatentModel):
         center = dist.moments(Z)[1]
         center = center.to(dt)
         # Missing entries (NaN): decided once, by the data (of every rank).
-        self._masked = bool(dist.max_int(int(torch.isnan(Z).any())))
+        self._masked = self._any_missing(Z)
         likelihood = LIKELIHOODS[self.likelihood].from_data(
             Z, noise="shared" if self._tied_noise else self.noise,
             fraction=NOISE_INIT_FRACTION).to(device=dev, dtype=dt)
@@ -403,13 +403,13 @@ class BayesianGPLVM(GradientLatentModel):
             self._tied_noise = False
         self._untie_noise(Z.shape[1])
         self._make_optimizers()
-        self._run(Z, None, self._plan().max_epochs, self._plan().tol)
+        plan = self._plan()
+        self._run(Z, None, plan.max_epochs, plan.tol)
 
     def _untie_noise(self, D: int) -> None:
         """Replace the fitted shared noise by D per-feature noises at its value (same floor)."""
         shared = self._model.likelihood
-        per_feature = type(shared)(n_noise=D, initial_noise=shared.noise.detach().expand(D),
-                                   min_noise=shared.min_noise).to(shared.raw_noise)
+        per_feature = type(shared)(n_noise=D, min_noise=shared.min_noise).to(shared.raw_noise)
         with torch.no_grad():
             per_feature.raw_noise.copy_(shared.raw_noise.detach().expand(D))
         self._model.likelihood = per_feature
@@ -436,7 +436,7 @@ class BayesianGPLVM(GradientLatentModel):
         """partial_fit: count the chunk's rows; fit their q(x) with the model frozen."""
         count = torch.tensor(float(Z.shape[0]), dtype=torch.float64, device=Z.device)
         self._n_total += int(dist.all_reduce_sum(count).item())
-        self._masked = self._masked or bool(dist.max_int(int(torch.isnan(Z).any())))
+        self._masked = self._any_missing(Z) or self._masked
         if self.encoder:
             return False
         self._past.append(self._current_chunk)

@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from ..likelihoods import GaussianLikelihood
+from ..likelihoods._base import observed_mask
 from .psi import has_psi_statistics, psi_statistics
 
 __all__ = ["InducingPosterior"]
@@ -116,9 +117,7 @@ class InducingPosterior(nn.Module):
         """log p(y | x) with f integrated out, per row: ``X`` (..., n, Q) -> (..., n); NaN entries
         of ``Y`` are missing (the density of the observed ones)."""
         mean, var = self.predict(X)
-        mask = ~torch.isnan(Y)
-        return self.likelihood.log_marginal(Y, mean, var.expand_as(mean),
-                                            None if bool(mask.all()) else mask)
+        return self.likelihood.log_marginal(Y, mean, var.expand_as(mean), observed_mask(Y))
 
     def _quad_per_output(self) -> torch.Tensor:
         """Q_d of the module docstring, flattened: (D, M * M) (computed once, on first use)."""
@@ -135,9 +134,7 @@ class InducingPosterior(nn.Module):
     def expected_log_likelihood(self, Y, mu, var, eps=None):
         """E_{q(x)} E_{q(f)} log p(y | f) per row (of the observed entries: NaN are missing);
         ``eps`` (S, n, Q) fixes the Monte Carlo draws used when there is no closed form."""
-        mask = ~torch.isnan(Y)
-        if bool(mask.all()):
-            mask = None
+        mask = observed_mask(Y)
         if isinstance(self.likelihood, GaussianLikelihood) and has_psi_statistics(self.kernel):
             D = Y.shape[1]
             noise = self.likelihood.noise

@@ -142,10 +142,6 @@ def _linear(kernel, mu, var, Z, per_point, weights=None):
     return PsiStatistics(psi0, psi1, psi2)
 
 
-def _part(fn, kernel, mu, var, Z, per_point, weights):
-    return fn(kernel, mu, var, Z, per_point, weights)
-
-
 def _sum_parts(kernel):
     """(linear, scaled RBF) parts of an AdditiveKernel of exactly those two, else None."""
     if type(kernel) is not gpytorch.kernels.AdditiveKernel or len(kernel.kernels) != 2:
@@ -157,7 +153,7 @@ def _sum_parts(kernel):
 
 def _linear_plus_rbf(kernel, mu, var, Z, per_point, weights=None):
     lin, rbf = _sum_parts(kernel)
-    b = _part(_rbf, rbf, mu, var, Z, per_point, weights)
+    b = _rbf(rbf, mu, var, Z, per_point, weights)
     l2 = rbf.base_kernel.lengthscale.reshape(-1) ** 2
     Zv = Z * lin.variance.reshape(-1)  # (M, Q)
     shrink = var / (l2 + var)  # b_nq: the weight of z_m' in the mean c_nm' of x under k_rbf q(x)
@@ -174,7 +170,7 @@ def _linear_plus_rbf(kernel, mu, var, Z, per_point, weights=None):
         right = torch.cat([Zv_n, p.unsqueeze(-1), R, Zv_n], dim=-1)
         psi0 = ((mu * mu + var) * lin.variance.reshape(-1)).sum(-1)
         return PsiStatistics(psi0 + b.psi0, p + b.psi1, torch.baddbmm(b.psi2, left, right.mT))
-    a = _part(_linear, lin, mu, var, Z, per_point, weights)
+    a = _linear(lin, mu, var, Z, per_point, weights)
     Q = Z.shape[1]
     if weights is None:
         AB = b.psi1.T @ torch.cat([pull, shrink], dim=-1)  # (M, 2Q)

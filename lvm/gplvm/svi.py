@@ -26,6 +26,8 @@ from gpytorch.models import ApproximateGP
 from gpytorch.variational import CholeskyVariationalDistribution, VariationalStrategy
 from torch import nn
 
+from ..likelihoods._base import observed_mask
+
 __all__ = ["SharedKernelGP", "SVIGPLVM", "SVIELBO"]
 
 
@@ -122,11 +124,8 @@ class SVIELBO:
         f = m.gp(x)  # a batch of D outputs over S * B points
         mean = f.mean.T.reshape(n_samples, B, -1) + m.offset
         fvar = f.variance.T.reshape(n_samples, B, -1)
-        mask = None
-        if self.masked or self.masked is None:
-            mask = ~torch.isnan(Y_batch)
-            if self.masked is None and bool(mask.all()):
-                mask = None
+        mask = (~torch.isnan(Y_batch) if self.masked
+                else observed_mask(Y_batch) if self.masked is None else None)
         ell = m.likelihood.expected_log_prob(Y_batch, mean, fvar, mask).mean(0)
         return ell - m.latent.kl(mu, var), m.strategy.kl_divergence().sum()
 

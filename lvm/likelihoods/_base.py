@@ -62,6 +62,13 @@ def masked_sum(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return torch.where(mask, values, values.new_zeros(())).sum(-1)
 
 
+def observed_mask(y: torch.Tensor) -> torch.Tensor | None:
+    """The ``mask`` argument for data ``y`` whose NaN are missing entries: True where observed, or
+    None when every entry is (the unmasked fast path)."""
+    mask = ~torch.isnan(y)
+    return None if bool(mask.all()) else mask
+
+
 def _fill(y: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     # Unobserved entries may hold NaN; zero them before any arithmetic (a NaN behind torch.where
     # still poisons the gradient of the branch it sits in).

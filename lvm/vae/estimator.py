@@ -19,6 +19,7 @@ from ..evidence import EvidenceEstimate
 from ..evidence.estimators import importance_log_weights
 from ..latents import AmortizedLatent
 from ..likelihoods import LIKELIHOODS, GaussianLikelihood
+from ..likelihoods._base import observed_mask
 from .networks import ACTIVATIONS, VAEModule, build_decoder, build_encoder, start_at_affine
 
 __all__ = ["VAE", "EvidenceEstimate"]
@@ -320,7 +321,7 @@ class VAE(GradientLatentModel):
         D, K = Z.shape[1], int(self.n_components)
         self._n_train_rows = dist.max_int(Z.shape[0])  # sets the steps per epoch
         # Missing entries: the encoder sees the mask as well (MIWAE); decided once, by the data.
-        masked = bool(dist.max_int(int(torch.isnan(Z).any())))
+        masked = self._any_missing(Z)
         self._train_samples = (int(self.train_samples) if self.train_samples is not None
                                else 20 if masked else 1)
         likelihood_class = LIKELIHOODS[self.likelihood]
@@ -418,9 +419,7 @@ class VAE(GradientLatentModel):
         return self._model.latent(Z)
 
     def _log_likelihood(self, z, x):
-        mask = ~torch.isnan(z)
-        return self._model.likelihood.log_prob(z, self._model.decoder(x),
-                                               None if bool(mask.all()) else mask)
+        return self._model.likelihood.log_prob(z, self._model.decoder(x), observed_mask(z))
 
     def _decode(self, X):
         self._model.eval()
