@@ -15,6 +15,7 @@ single-process fit exactly; the VAE averages gradients with DistributedDataParal
 synchronizes its global parameters while each rank keeps q(x_n) for its own rows.
 """
 
+import gc
 import os
 
 import torch
@@ -45,4 +46,7 @@ if rank == 0:
     print(f"{world} ranks ({backend}); training rows per rank {len(shard)}")
     for name, s in scores.items():
         print(f"  {name:6s} held-out log p(y) per point: {s:.3f}")
+# Collect garbage before tearing the group down: gloo's worker threads can otherwise abort the
+# process at exit ("terminate called without an active exception"; pytorch/pytorch#179291).
+gc.collect()
 dist.destroy_process_group()
