@@ -54,6 +54,12 @@ of its gradient. On standardized, roughly Gaussian data its variance is 10-50 ti
 4-D Gaussian, per-draw standard deviation 26 -> 3.7 nats with the optimal denoiser, 25 -> 4.4 with
 a network trained for 2000 steps).
 
+The reference may be any Gaussian N(mu, Sigma) instead (an
+:class:`~.gaussian.OptimalGaussianDenoiser`, with its closed-form expectation
+:meth:`~.gaussian.OptimalGaussianDenoiser.expected_diffusion`); the one fitted to the data is
+much closer to a trained denoiser than N(0, I)'s, and the estimate's spread is then that of the
+network's departure from the Gaussian's denoiser.
+
 Every function takes its noise (``t``, ``eps``) as arguments, so callers decide where the
 randomness comes from: a :class:`torch.Generator` (:func:`draw_times`) or draws keyed by row.
 """
@@ -140,9 +146,10 @@ def vlb_terms(y: torch.Tensor, schedule, denoiser, t: torch.Tensor, eps: torch.T
     n_steps : int, optional
         None (default) for the continuous-time bound; T for the discrete-time bound with T steps,
         which rounds t up to the grid {1/T, ..., 1}.
-    control_variate : bool, default=False
-        Estimate the diffusion term against the closed-form reference of the module docstring:
-        same expectation, much smaller variance on standardized data.
+    control_variate : bool or OptimalGaussianDenoiser, default=False
+        Estimate the diffusion term against a closed-form reference (module docstring): True for
+        the optimal denoiser of N(0, I) data, or the given Gaussian's. Same expectation, much
+        smaller variance.
 
     Returns
     -------
@@ -175,8 +182,14 @@ def vlb_terms(y: torch.Tensor, schedule, denoiser, t: torch.Tensor, eps: torch.T
         weight = 0.5 * T * torch.expm1(gamma - schedule(t - 1.0 / T))
     if not control_variate:
         return VLBTerms(reconstruction, prior, weight * mse)
-    mse_ref = ((eps - sigma.unsqueeze(-1) * z) ** 2).sum(-1)
-    reference = _reference_diffusion(y, schedule, n_steps)
+    base = None if control_variate is True else control_variate
+    if base is None:  # the optimal denoiser of N(0, I) data
+        mse_ref = ((eps - sigma.unsqueeze(-1) * z) ** 2).sum(-1)
+        reference = _reference_diffusion(y, schedule, n_steps)
+    else:  # the optimal denoiser of N(mu, Sigma) data (an OptimalGaussianDenoiser)
+        eps_ref = base(z.reshape(-1, D), gamma.reshape(-1)).reshape(z.shape)
+        mse_ref = ((eps - eps_ref) ** 2).sum(-1)
+        reference = base.expected_diffusion(y, schedule, n_steps)
     reference = reference.unsqueeze(-1) if t.ndim == 2 else reference
     return VLBTerms(reconstruction, prior, weight * (mse - mse_ref) + reference)
 

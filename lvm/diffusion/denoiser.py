@@ -18,6 +18,12 @@ followed by a two-layer MLP to a conditioning vector c. Then, with width H,
 with W_out and its bias initialized at zero (as VDM's ``conv_out``). The initial network is then
 eps_hat = z, the optimum at low signal-to-noise ratio, where z_t ~ eps; training starts from there.
 
+With a ``base`` denoiser (the nested start: the Bayes-optimal denoiser of the Gaussian
+N(mu, Sigma) fitted to the data, :class:`~.gaussian.OptimalGaussianDenoiser`), the skip is that
+path instead, eps_hat = eps*_Gauss(z, gamma) + W_out phi(LN(h_L)): at step 0 the model is the
+diffusion model of that Gaussian, whose bound is its exact log-density up to the endpoint terms,
+and the network learns the non-Gaussian correction.
+
 All weights are drawn from a :class:`torch.Generator` (PyTorch's default uniform initialization,
 ``kaiming_uniform_(a=sqrt(5))``), never from torch's global one.
 """
@@ -107,6 +113,10 @@ class ResidualDenoiser(nn.Module):
         leave it as the schedule learns.
     generator : torch.Generator, optional
         Draws the initial weights; a CPU generator seeded with 0 when omitted.
+    base : nn.Module (z, gamma) -> eps, optional
+        The path the network's output is added to; None adds z itself. An
+        :class:`~.gaussian.OptimalGaussianDenoiser` here is also the control variate of the bound
+        (:func:`~.bound.vlb_terms`).
 
     Notes
     -----
@@ -117,7 +127,7 @@ class ResidualDenoiser(nn.Module):
 
     def __init__(self, n_features: int, *, width: int = 256, depth: int = 3, embedding_dim: int = 64,
                  activation: str = "silu", gamma_range: tuple[float, float] = (GAMMA_MIN, GAMMA_MAX),
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, base: nn.Module | None = None):
         super().__init__()
         for name, value, low in (("n_features", n_features, 1), ("width", width, 1), ("depth", depth, 0),
                                  ("embedding_dim", embedding_dim, 2)):
@@ -143,6 +153,7 @@ class ResidualDenoiser(nn.Module):
         self.norm = nn.LayerNorm(H)
         self.act = ACTIVATIONS[activation]()
         self.output = _linear(H, D, generator, zero=True)
+        self.base = base
 
     def forward(self, z: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
         """eps_hat(z, gamma), shape (n, D)."""
@@ -152,4 +163,5 @@ class ResidualDenoiser(nn.Module):
         h = self.input(z)
         for block in self.blocks:
             h = block(h, c)
-        return z + self.output(self.act(self.norm(h)))
+        skip = z if self.base is None else self.base(z, gamma)
+        return skip + self.output(self.act(self.norm(h)))

@@ -104,6 +104,9 @@ def gaussian_score(z: torch.Tensor, gamma, mean: torch.Tensor, cov: torch.Tensor
 class OptimalGaussianDenoiser(nn.Module):
     """The Bayes-optimal eps_hat(z, gamma) for data N(mean, cov), as a denoiser module.
 
+    The covariance is decomposed once, Sigma = U diag(lambda) U^T (buffers ``mean``,
+    ``eigenvalues``, ``eigenvectors``), so a call costs two (n, D) x (D, D) products.
+
     Parameters
     ----------
     mean : (D,) tensor.
@@ -112,12 +115,66 @@ class OptimalGaussianDenoiser(nn.Module):
 
     def __init__(self, mean: torch.Tensor, cov: torch.Tensor):
         super().__init__()
-        self.register_buffer("mean", torch.as_tensor(mean))
-        self.register_buffer("cov", torch.as_tensor(cov))
+        mean = torch.as_tensor(mean)
+        lam, U = _eigh(cov, mean)
+        self.register_buffer("mean", mean)
+        self.register_buffer("eigenvalues", lam)
+        self.register_buffer("eigenvectors", U)
         self.n_features = self.mean.shape[0]
 
+    @classmethod
+    def from_eigen(cls, mean: torch.Tensor, eigenvalues: torch.Tensor,
+                   eigenvectors: torch.Tensor) -> "OptimalGaussianDenoiser":
+        """From Sigma's eigenvalues (D,), all positive, and orthonormal eigenvectors (D, D)."""
+        if not bool(eigenvalues.min() > 0):
+            raise ValueError("The eigenvalues of the covariance must be positive; the smallest is "
+                             f"{float(eigenvalues.min())!r}.")
+        self = cls.__new__(cls)
+        nn.Module.__init__(self)
+        self.register_buffer("mean", torch.as_tensor(mean))
+        self.register_buffer("eigenvalues", torch.as_tensor(eigenvalues))
+        self.register_buffer("eigenvectors", torch.as_tensor(eigenvectors))
+        self.n_features = self.mean.shape[0]
+        return self
+
+    @property
+    def cov(self) -> torch.Tensor:
+        """Sigma = U diag(lambda) U^T, (D, D)."""
+        U = self.eigenvectors
+        return (U * self.eigenvalues) @ U.T
+
     def forward(self, z: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
-        return gaussian_optimal_eps(z, gamma, self.mean, self.cov)
+        alpha, sigma = alpha_sigma(_level(gamma, z))
+        c = (z - alpha * self.mean) @ self.eigenvectors
+        return (sigma * c / (alpha ** 2 * self.eigenvalues + sigma ** 2)) @ self.eigenvectors.T
+
+    def expected_diffusion(self, y: torch.Tensor, schedule, n_steps: int | None = None):
+        """E_{t, eps} of the diffusion term of each row of ``y`` under this denoiser, (n,).
+
+        In continuous time it depends on the schedule through gamma_0 and gamma_1 alone (module
+        docstring); for T steps it is the finite sum over the grid.
+        """
+        return _expected_diffusion(y, self.mean, self.eigenvalues, self.eigenvectors, schedule,
+                                   n_steps)
+
+
+def _expected_diffusion(y, mean, lam, U, schedule, n_steps):
+    c2 = ((y - mean) @ U) ** 2  # (n, D)
+    if n_steps is None:
+        g0, g1 = schedule.gamma_0.to(y.dtype), schedule.gamma_1.to(y.dtype)
+        log_lam = torch.log(lam)
+        inv_u0, inv_u1 = torch.sigmoid(g0 - log_lam), torch.sigmoid(g1 - log_lam)
+        mean_part = (F.softplus(log_lam - g0) - F.softplus(log_lam - g1) + inv_u0 - inv_u1).sum()
+        return 0.5 * (mean_part + c2 @ ((inv_u1 - inv_u0) / lam))
+    if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 1:
+        raise ValueError(f"n_steps must be None (continuous time) or a positive integer; got {n_steps!r}.")
+    grid = torch.arange(int(n_steps) + 1, dtype=y.dtype, device=y.device) / int(n_steps)
+    gammas = schedule(grid)
+    weights = torch.expm1(gammas[1:] - gammas[:-1])
+    alpha2, sigma2 = torch.sigmoid(-gammas[1:]).reshape(-1, 1), torch.sigmoid(gammas[1:]).reshape(-1, 1)
+    a = alpha2 * lam + sigma2  # (T, D)
+    mse = ((alpha2 * lam / a) ** 2).sum(-1) + c2 @ (alpha2 * sigma2 / a ** 2).T  # (n, T)
+    return 0.5 * mse @ weights
 
 
 def gaussian_denoising_mse(y: torch.Tensor, gamma: torch.Tensor, mean, cov) -> torch.Tensor:
@@ -164,20 +221,9 @@ def gaussian_vlb_terms(y: torch.Tensor, mean, cov, schedule, *, n_steps: int | N
     reconstruction = (0.5 * D * (_LOG_2PI + 1.0 + g0)).expand(y.shape[:1])
     alpha2_1 = torch.sigmoid(-g1)
     prior = 0.5 * (alpha2_1 * (y * y).sum(-1) + D * (F.softplus(-g1) - alpha2_1))
-    if n_steps is None:
-        lam, U = _eigh(cov, y)
-        c2 = ((y - torch.as_tensor(mean, dtype=y.dtype, device=y.device)) @ U) ** 2
-        log_lam = torch.log(lam)
-        inv_u0, inv_u1 = torch.sigmoid(g0 - log_lam), torch.sigmoid(g1 - log_lam)
-        mean_part = (F.softplus(log_lam - g0) - F.softplus(log_lam - g1) + inv_u0 - inv_u1).sum()
-        diffusion = 0.5 * (mean_part + c2 @ ((inv_u1 - inv_u0) / lam))
-    else:
-        if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 1:
-            raise ValueError(f"n_steps must be None (continuous time) or a positive integer; got {n_steps!r}.")
-        grid = torch.arange(int(n_steps) + 1, dtype=y.dtype, device=y.device) / int(n_steps)
-        gammas = schedule(grid)
-        weights = torch.expm1(gammas[1:] - gammas[:-1])
-        diffusion = 0.5 * gaussian_denoising_mse(y, gammas[1:], mean, cov) @ weights
+    lam, U = _eigh(cov, y)
+    mean = torch.as_tensor(mean, dtype=y.dtype, device=y.device)
+    diffusion = _expected_diffusion(y, mean, lam, U, schedule, n_steps)
     return VLBTerms(reconstruction, prior, diffusion)
 
 

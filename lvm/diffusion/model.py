@@ -26,16 +26,21 @@ class VariationalDiffusion(nn.Module):
         For example ``make_schedule("linear")``.
     denoiser : nn.Module (z (m, D), gamma (m,)) -> eps_hat (m, D)
         For example :class:`~.denoiser.ResidualDenoiser`.
+    reference : :class:`~.gaussian.OptimalGaussianDenoiser`, optional
+        The control variate's reference (with ``control_variate=True``); None uses N(0, I)'s.
     """
 
-    def __init__(self, schedule: nn.Module, denoiser: nn.Module):
+    def __init__(self, schedule: nn.Module, denoiser: nn.Module, reference: nn.Module | None = None):
         super().__init__()
         self.schedule = schedule
         self.denoiser = denoiser
+        self.reference = reference
 
     def terms(self, y: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, *, n_steps: int | None = None,
               control_variate: bool = False) -> VLBTerms:
         """The three parts of -VLB; see :func:`~.bound.vlb_terms`."""
+        if control_variate and self.reference is not None:
+            control_variate = self.reference
         return vlb_terms(y, self.schedule, self.denoiser, t, eps, n_steps=n_steps,
                          control_variate=control_variate)
 
