@@ -226,4 +226,6 @@ def psi_statistics(kernel, mu, var, Z, *, per_point: bool = False, weights=None)
         )
     if weights is not None and per_point:
         raise ValueError("weights sum Psi_2 over the points; per_point=True returns each point's.")
+    if weights is not None:
+        weights = weights.to(mu.dtype)  # a boolean mask of observed entries, too
     return fn(kernel, mu, var, Z, per_point, weights)

@@ -110,6 +110,17 @@ def test_weighted_psi2_is_the_weighted_sum_of_per_point(monkeypatch, problem, na
     torch.testing.assert_close(weighted.psi0, per_point.psi0, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", KERNEL_NAMES)
+def test_a_boolean_mask_weighs_as_zeros_and_ones(problem, name):
+    mu, var, Z, _ = problem
+    k = _kernel(name)
+    mask = torch.rand(N, 3, generator=torch.Generator().manual_seed(2)) < 0.7
+    with torch.no_grad():
+        as_bool = psi_statistics(k, mu, var, Z, weights=mask)
+        as_float = psi_statistics(k, mu, var, Z, weights=mask.to(torch.float64))
+    torch.testing.assert_close(as_bool.psi2, as_float.psi2, rtol=0, atol=0)
+
+
 def test_weights_with_per_point_raise(problem):
     mu, var, Z, _ = problem
     with pytest.raises(ValueError, match="weights sum Psi_2 over the points"):

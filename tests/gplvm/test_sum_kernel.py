@@ -114,3 +114,18 @@ def test_oil_flow_two_dimensional_embedding(oil):
     acc = one_nn_accuracy(m.latent_mean_, labels)
     print(f"linear+rbf, Q=2: bound {m.elbo_:.3f} nats/point, 10-fold 1-NN accuracy {acc:.4f}")
     assert acc >= 0.99
+
+
+@pytest.mark.parametrize("kernel", ["linear+rbf", "linear", "rbf", "matern"])
+@pytest.mark.parametrize("inference", ["collapsed", "svi"])
+def test_every_kernel_fits_data_with_missing_entries(Y, kernel, inference):
+    # linear+rbf's weighted psi-statistics once took the boolean mask as it came and failed
+    # inside torch ("expected m1 and m2 to have the same dtype"); matern has no psi-statistics.
+    if kernel == "matern" and inference == "collapsed":
+        pytest.skip("no closed-form psi-statistics: collapsed inference rejects it (tested apart)")
+    Yn = np.where(np.random.default_rng(0).random(Y.shape) < 0.2, np.nan, Y)
+    extra = dict(batch_size=50, max_iter=3) if inference == "svi" else dict(max_iter=10)
+    m = lvm.BayesianGPLVM(2, kernel=kernel, inference=inference, **{**SMALL, **extra}).fit(Yn)
+    assert np.isfinite(m.elbo_)
+    assert np.all(np.isfinite(m.score_samples(Yn[:4])))
+    assert np.all(np.isfinite(m.transform(Yn[:4])))
