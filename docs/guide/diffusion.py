@@ -42,11 +42,18 @@ denoising error:
     \qquad z_t = \alpha_t y + \sigma_t \epsilon .
 
 This bound is the training objective (Adam on minibatches, low-discrepancy times in a batch, a
-closed-form control variate for the diffusion term, and an exponential moving average of the
-weights as the evaluated model) and it is ``score_samples``: the same bound per row, averaged over
+closed-form control variate for the diffusion term, the optimal denoiser of the Gaussian fitted
+to the training rows, and an exponential moving average of the weights as the evaluated model)
+and it is ``score_samples``: the same bound per row, averaged over
 ``n_eval_draws`` draws of :math:`(t, \epsilon)` keyed by the row's content, so the numbers are
 deterministic and a row's value does not depend on the other rows. ``evidence_kind`` is
 ``"lower bound"``.
+
+The family contains the full-covariance Gaussian (and so PPCA and factor analysis): with the
+Bayes-optimal denoiser of N(mu, Sigma) the bound is that Gaussian's log-density up to the endpoint
+terms. ``init="gaussian"`` starts there, the network adding a correction that starts at zero, so
+a short fit never reports less than the Gaussian; the network then leaves that plateau after a
+number of epochs that depends on the learning rate (``lvm demo`` uses it at 6e-3).
 
 Two other numbers can be asked for, and neither is put in the bound's column:
 
