@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 
 BUSY = "import time\nend = time.monotonic() + {t}\nwhile time.monotonic() < end:\n    pass\n"
 
@@ -113,6 +114,8 @@ def thread_policy(busy: int, timeout: float) -> None:
         return time.perf_counter() - t0
 
     print(f"(d) thread policy: seconds per fit, quiet / beside {busy} busy processes (ratio)")
+    # The fits are short on purpose: their convergence and constant-pixel warnings are expected.
+    warnings.simplefilter("ignore")
     for name, fit in fits.items():
         fit()  # warm-up: first-call costs are not the policy's
         rule, fixed = "lvm's rule", f"{many} threads"
