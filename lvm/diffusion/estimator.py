@@ -182,8 +182,11 @@ class DiffusionModel(GradientLatentModel):
     tol : float or None, default=None
         Without validation, stop when the training bound per point improved by less than ``tol``
         (relative) over 5 epochs. None runs all epochs.
-    n_eval_draws : int, default=128
-        S, the (t, eps) draws per row of ``score_samples`` / ``score``.
+    n_eval_draws : int, default=32
+        S, the (t, eps) draws per row of ``score_samples`` / ``score``. With the fitted
+        Gaussian's control variate, 32 draws give a per-row Monte Carlo standard error below what
+        128 gave with N(0, I)'s (on the digits: about 6.3 against 8.8 nats per row), in a quarter
+        of the time; the standard error of a mean over n rows is that over sqrt(n).
     sampling_steps : int, default=1000
         Reverse steps T of the ancestral sampler of :meth:`sample`.
     solver : {"rk4", "dopri5"}, default="rk4"
@@ -294,7 +297,7 @@ class DiffusionModel(GradientLatentModel):
     def __init__(self, *, schedule="linear", gamma_min=-13.3, gamma_max=12.0, width=256, depth=3,
                  activation="silu", init="random", batch_size=128, max_epochs=2000, learning_rate=2e-3,
                  validation_fraction=0.1, patience=100, ema_decay=0.999, tol=None,
-                 n_eval_draws=128,
+                 n_eval_draws=32,
                  sampling_steps=1000, solver="rk4", solver_options=None, device="auto",
                  dtype=None, random_state=None, verbose=False):
         self.schedule = schedule
