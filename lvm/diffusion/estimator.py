@@ -15,6 +15,7 @@ from torch import nn
 from .. import _distributed as dist
 from .. import settings
 from .._gradient import GradientLatentModel, TrainingPlan
+from .._stats import GaussianStats
 from .._validation import Interval, StrOptions, check_positive_int, positive_int, positive_real, \
     unit_interval
 from ..evidence import EvidenceEstimate
@@ -373,19 +374,15 @@ class DiffusionModel(GradientLatentModel):
     @staticmethod
     def _gaussian_path(Z):
         """The optimal denoiser of N(mean, covariance) of the rows ``Z`` of every rank (on the
-        CPU, float64), or None when there are no more rows than features."""
-        D = Z.shape[1]
-        Z64 = Z.detach().to(torch.float64)
-        stats = dist.all_reduce_sum(torch.cat([Z64.new_tensor([Z.shape[0]]), Z64.sum(0),
-                                               (Z64.T @ Z64).reshape(-1)])).cpu()
-        n = float(stats[0])
-        if n <= D:
+        CPU, float64; eigenvalues floored at 1e-6 of their mean), or None when there are no
+        more rows than features."""
+        stats = GaussianStats.of(Z.detach())
+        if dist.is_distributed():
+            stats = stats.all_reduce()
+        if stats.n <= Z.shape[1]:
             return None
-        mean = stats[1:D + 1] / n
-        second = stats[D + 1:].reshape(D, D) / n
-        lam, U = torch.linalg.eigh(second - torch.outer(mean, mean))
-        lam = lam.clamp_min(1e-6 * float(lam.clamp_min(0).mean()) + torch.finfo(lam.dtype).tiny)
-        return OptimalGaussianDenoiser.from_eigen(mean, lam, U)
+        return OptimalGaussianDenoiser(stats.mean.cpu(), stats.covariance.cpu(),
+                                       eigenvalue_floor=1e-6)
 
     def _global_parameters(self):
         return list(self._model.live.parameters())

@@ -70,9 +70,12 @@ __all__ = ["OptimalGaussianDenoiser", "gaussian_optimal_eps", "gaussian_score", 
 _LOG_2PI = math.log(2 * math.pi)
 
 
-def _eigh(cov: torch.Tensor, like: torch.Tensor):
+def _eigh(cov: torch.Tensor, like: torch.Tensor, floor: float = 0.0):
+    """Sigma = U diag(lambda) U^T, eigenvalues raised to ``floor`` times their mean (0: none)."""
     cov = torch.as_tensor(cov, dtype=like.dtype, device=like.device)
     lam, U = torch.linalg.eigh(0.5 * (cov + cov.T))
+    if floor:
+        lam = lam.clamp_min(floor * float(lam.clamp_min(0).mean()) + torch.finfo(lam.dtype).tiny)
     if not bool(lam.min() > 0):
         raise ValueError(f"cov must be symmetric positive definite; its smallest eigenvalue is {float(lam.min())!r}.")
     return lam, U
@@ -95,10 +98,23 @@ def gaussian_optimal_eps(z: torch.Tensor, gamma, mean: torch.Tensor, cov: torch.
 def gaussian_score(z: torch.Tensor, gamma, mean: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
     """grad_z log q_t(z) = -(alpha_t^2 Sigma + sigma_t^2 I)^{-1} (z - alpha_t mu), shape of ``z``."""
     lam, U = _eigh(cov, z)
+    return _score(z, gamma, torch.as_tensor(mean, dtype=z.dtype, device=z.device), lam, U)
+
+
+def _score(z, gamma, mean, lam, U):
+    """-(alpha^2 Sigma + sigma^2 I)^{-1} (z - alpha mu) with Sigma = U diag(lam) U^T."""
     alpha, sigma = alpha_sigma(_level(gamma, z))
-    mean = torch.as_tensor(mean, dtype=z.dtype, device=z.device)
     c = (z - alpha * mean) @ U
     return -(c / (alpha ** 2 * lam + sigma ** 2)) @ U.T
+
+
+def _denoising_mse(y, gamma, mean, lam, U):
+    """E_eps ||eps - eps*||^2 per row of ``y`` (n,) and level (m,) of ``gamma``: (n, m)."""
+    c2 = ((y - mean) @ U) ** 2  # (n, D)
+    alpha2, sigma2 = torch.sigmoid(-gamma).reshape(-1, 1), torch.sigmoid(gamma).reshape(-1, 1)
+    a = alpha2 * lam + sigma2  # (m, D)
+    trace = ((alpha2 * lam / a) ** 2).sum(-1)  # (m,)
+    return trace + c2 @ (alpha2 * sigma2 / a ** 2).T
 
 
 class OptimalGaussianDenoiser(nn.Module):
@@ -110,32 +126,20 @@ class OptimalGaussianDenoiser(nn.Module):
     Parameters
     ----------
     mean : (D,) tensor.
-    cov : (D, D) symmetric positive definite tensor.
+    cov : (D, D) symmetric tensor, positive definite once floored.
+    eigenvalue_floor : float, default=0.0
+        Eigenvalues below this fraction of their mean are raised to it (relative to the data's
+        scale; 0 leaves them, and a covariance that is not positive definite is an error).
     """
 
-    def __init__(self, mean: torch.Tensor, cov: torch.Tensor):
+    def __init__(self, mean: torch.Tensor, cov: torch.Tensor, *, eigenvalue_floor: float = 0.0):
         super().__init__()
         mean = torch.as_tensor(mean)
-        lam, U = _eigh(cov, mean)
+        lam, U = _eigh(cov, mean, eigenvalue_floor)
         self.register_buffer("mean", mean)
         self.register_buffer("eigenvalues", lam)
         self.register_buffer("eigenvectors", U)
         self.n_features = self.mean.shape[0]
-
-    @classmethod
-    def from_eigen(cls, mean: torch.Tensor, eigenvalues: torch.Tensor,
-                   eigenvectors: torch.Tensor) -> "OptimalGaussianDenoiser":
-        """From Sigma's eigenvalues (D,), all positive, and orthonormal eigenvectors (D, D)."""
-        if not bool(eigenvalues.min() > 0):
-            raise ValueError("The eigenvalues of the covariance must be positive; the smallest is "
-                             f"{float(eigenvalues.min())!r}.")
-        self = cls.__new__(cls)
-        nn.Module.__init__(self)
-        self.register_buffer("mean", torch.as_tensor(mean))
-        self.register_buffer("eigenvalues", torch.as_tensor(eigenvalues))
-        self.register_buffer("eigenvectors", torch.as_tensor(eigenvectors))
-        self.n_features = self.mean.shape[0]
-        return self
 
     @property
     def cov(self) -> torch.Tensor:
@@ -144,9 +148,8 @@ class OptimalGaussianDenoiser(nn.Module):
         return (U * self.eigenvalues) @ U.T
 
     def forward(self, z: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
-        alpha, sigma = alpha_sigma(_level(gamma, z))
-        c = (z - alpha * self.mean) @ self.eigenvectors
-        return (sigma * c / (alpha ** 2 * self.eigenvalues + sigma ** 2)) @ self.eigenvectors.T
+        _, sigma = alpha_sigma(_level(gamma, z))  # eps* = -sigma * score, as gaussian_optimal_eps
+        return -sigma * _score(z, gamma, self.mean, self.eigenvalues, self.eigenvectors)
 
     def expected_diffusion(self, y: torch.Tensor, schedule, n_steps: int | None = None):
         """E_{t, eps} of the diffusion term of each row of ``y`` under this denoiser, (n,).
@@ -159,8 +162,9 @@ class OptimalGaussianDenoiser(nn.Module):
 
 
 def _expected_diffusion(y, mean, lam, U, schedule, n_steps):
-    c2 = ((y - mean) @ U) ** 2  # (n, D)
+    """The diffusion term of each row under the optimal denoiser, in expectation (n,)."""
     if n_steps is None:
+        c2 = ((y - mean) @ U) ** 2  # (n, D)
         g0, g1 = schedule.gamma_0.to(y.dtype), schedule.gamma_1.to(y.dtype)
         log_lam = torch.log(lam)
         inv_u0, inv_u1 = torch.sigmoid(g0 - log_lam), torch.sigmoid(g1 - log_lam)
@@ -171,10 +175,7 @@ def _expected_diffusion(y, mean, lam, U, schedule, n_steps):
     grid = torch.arange(int(n_steps) + 1, dtype=y.dtype, device=y.device) / int(n_steps)
     gammas = schedule(grid)
     weights = torch.expm1(gammas[1:] - gammas[:-1])
-    alpha2, sigma2 = torch.sigmoid(-gammas[1:]).reshape(-1, 1), torch.sigmoid(gammas[1:]).reshape(-1, 1)
-    a = alpha2 * lam + sigma2  # (T, D)
-    mse = ((alpha2 * lam / a) ** 2).sum(-1) + c2 @ (alpha2 * sigma2 / a ** 2).T  # (n, T)
-    return 0.5 * mse @ weights
+    return 0.5 * _denoising_mse(y, gammas[1:], mean, lam, U) @ weights
 
 
 def gaussian_denoising_mse(y: torch.Tensor, gamma: torch.Tensor, mean, cov) -> torch.Tensor:
@@ -191,13 +192,9 @@ def gaussian_denoising_mse(y: torch.Tensor, gamma: torch.Tensor, mean, cov) -> t
     Tensor of shape (n,) + G.
     """
     lam, U = _eigh(cov, y)
-    c2 = ((y - torch.as_tensor(mean, dtype=y.dtype, device=y.device)) @ U) ** 2  # (n, D)
+    mean = torch.as_tensor(mean, dtype=y.dtype, device=y.device)
     g = torch.as_tensor(gamma, dtype=y.dtype, device=y.device)
-    alpha2, sigma2 = torch.sigmoid(-g).reshape(-1, 1), torch.sigmoid(g).reshape(-1, 1)
-    a = alpha2 * lam + sigma2  # (m, D)
-    trace = ((alpha2 * lam / a) ** 2).sum(-1)  # (m,)
-    out = trace + c2 @ (alpha2 * sigma2 / a ** 2).T  # (n, m)
-    return out.reshape(y.shape[:1] + g.shape)
+    return _denoising_mse(y, g, mean, lam, U).reshape(y.shape[:1] + g.shape)
 
 
 def gaussian_vlb_terms(y: torch.Tensor, mean, cov, schedule, *, n_steps: int | None = None) -> VLBTerms:

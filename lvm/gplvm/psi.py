@@ -115,7 +115,7 @@ def _rbf(kernel, mu, var, Z, per_point, weights=None):
         def chunk_sum(m, v, w):  # (D, K): one weighted sum over the rows per column of w
             return w.T @ torch.exp(log_terms(m, v))
 
-    args = (mu, var) if weights is None else (mu, var, weights.to(mu.dtype))
+    args = (mu, var) if weights is None else (mu, var, weights)
     if N <= PSI2_CHUNK:
         total = chunk_sum(*args)
     else:
@@ -134,9 +134,8 @@ def _linear(kernel, mu, var, Z, per_point, weights=None):
     if per_point:
         psi2 = psi1.unsqueeze(-1) * psi1.unsqueeze(-2) + torch.einsum("mq,nq,kq->nmk", Zv, var, Zv)
     elif weights is not None:
-        w = weights.to(mu.dtype)
-        psi2 = (torch.einsum("nd,nm,nk->dmk", w, psi1, psi1)
-                + torch.einsum("mq,dq,kq->dmk", Zv, w.T @ var, Zv))
+        psi2 = (torch.einsum("nd,nm,nk->dmk", weights, psi1, psi1)
+                + torch.einsum("mq,dq,kq->dmk", Zv, weights.T @ var, Zv))
     else:
         psi2 = psi1.T @ psi1 + (Zv * var.sum(0)) @ Zv.T
     return PsiStatistics(psi0, psi1, psi2)

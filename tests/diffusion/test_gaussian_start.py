@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import lvm
-from lvm.diffusion import (OptimalGaussianDenoiser, ResidualDenoiser, gaussian_vlb_terms,
-                           low_discrepancy_times, vlb)
+from lvm.diffusion import (OptimalGaussianDenoiser, ResidualDenoiser, gaussian_optimal_eps,
+                           gaussian_vlb_terms, low_discrepancy_times, vlb)
 
 F64 = torch.float64
 SMALL = dict(width=16, depth=1, batch_size=32, n_eval_draws=8, device="cpu", dtype="float64",
@@ -56,11 +56,20 @@ def test_expected_diffusion_is_the_closed_form_bound_term(gauss):
         closed = gaussian_vlb_terms(gauss.y, gauss.mean, gauss.cov, gauss.schedule, n_steps=n_steps)
         torch.testing.assert_close(ref.expected_diffusion(gauss.y, gauss.schedule, n_steps),
                                    closed.diffusion, rtol=1e-12, atol=1e-12)
-    same = OptimalGaussianDenoiser.from_eigen(ref.mean, ref.eigenvalues, ref.eigenvectors)
-    z = gauss.y[:5]
-    torch.testing.assert_close(same(z, torch.tensor(0.3, dtype=F64)), ref(z, torch.tensor(0.3, dtype=F64)))
-    with pytest.raises(ValueError, match="eigenvalues of the covariance must be positive"):
-        OptimalGaussianDenoiser.from_eigen(ref.mean, ref.eigenvalues - 10.0, ref.eigenvectors)
+    z, gamma = gauss.y[:5], torch.tensor(0.3, dtype=F64)
+    torch.testing.assert_close(ref(z, gamma), gaussian_optimal_eps(z, gamma, gauss.mean, gauss.cov),
+                               rtol=1e-12, atol=1e-12)
+    # The smallest direction taken (slightly more than) out: not positive definite, an error,
+    # unless floored relative to the covariance's scale.
+    u = ref.eigenvectors[:, 0]
+    singular = gauss.cov - (1 + 1e-9) * ref.eigenvalues[0] * torch.outer(u, u)
+    with pytest.raises(ValueError, match="symmetric positive definite"):
+        OptimalGaussianDenoiser(gauss.mean, singular)
+    floored = OptimalGaussianDenoiser(gauss.mean, singular, eigenvalue_floor=1e-6)
+    lam = floored.eigenvalues
+    # the floor is 1e-6 of the mean of the eigenvalues as they were (the negative one at 0)
+    torch.testing.assert_close(lam[0], 1e-6 * ref.eigenvalues[1:].sum() / gauss.D, rtol=1e-9, atol=0)
+    torch.testing.assert_close(lam[1:], ref.eigenvalues[1:], rtol=1e-10, atol=0)
 
 
 @pytest.fixture(scope="module")
