@@ -69,9 +69,10 @@ DEMO_MODELS = {
     # fit against 10.0 s (32 inducing points and 400 iterations: -132.2 in 6.9 s).
     "gplvm": ("BayesianGPLVM", {"n_inducing": 50, "max_iter": 300, "transform_max_iter": 100}),
     # The nested start (the fitted Gaussian's diffusion model at step 0) at 6e-3 leaves the
-    # Gaussian's plateau after about 80 epochs: -122.0 to -122.4 held out in 300 epochs (46-51 s), against
-    # -124.1 in 400 epochs (61 s) from the random start at 2e-3. With the fitted Gaussian as the
-    # control variate, 16 draws per row are as precise as 128 were with N(0, I)'s.
+    # Gaussian's plateau after about 80 epochs: -122.0 to -122.4 held out in 300 epochs
+    # (46-51 s), against -124.1 in 400 epochs (61 s) from the random start at 2e-3. With the
+    # fitted Gaussian as the control variate, 16 draws per row are as precise as 128 were with
+    # N(0, I)'s.
     "diffusion": ("DiffusionModel", {"init": "gaussian", "learning_rate": 6e-3, "max_epochs": 300,
                                      "patience": 100, "n_eval_draws": 16}),
 }
