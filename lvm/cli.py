@@ -12,17 +12,13 @@ Conventions (decisions the issue left open):
 - Progress goes to stderr, one line per model (fit and scoring seconds); results go to stdout, so
   ``lvm compare ... > table.txt`` and ``lvm embed ... | head`` hold only results. A closed pipe ends
   the command quietly with status 141 (128 + SIGPIPE), as the shell's own tools do.
-- CSV / TSV / TXT files: the delimiter is sniffed from the first lines (``, ; tab | space``; runs of
-  spaces count as one); the first row is a header when any of its fields is not a number. In a file
-  with a header, a first column that is unnamed (as pandas and R write a row index) or whose
-  values are exactly 0, 1, ..., n-1 is a row index: it is dropped with a note on stderr
-  (``--keep-index`` keeps it). ``--labels COLUMN`` takes a column out of the features (a header
-  name, or a 0-based index of the file's columns, negative from the end) and colours the figures by
-  it; labels may be text. Files are read by pandas when it is installed, else by ``numpy.loadtxt``.
-- Missing values: an empty cell, ``NA``, ``nan``, ``null``, ``none`` or ``-`` (or NaN in an
-  ``.npy``/``.npz``) is a missing entry, with a note saying how many. The models that model missing
-  values (PPCA, FactorAnalysis, VAE, BayesianGPLVM) score each row's observed entries; one that
-  does not (the diffusion model) is a one-line error. Infinity is an error.
+- Data files are read by :func:`lvm.datasets.load_table` (its rules: delimiter and header sniffed,
+  a row-index column dropped unless ``--keep-index``, missing cells as NaN); its notes go to stderr.
+  ``--labels COLUMN`` takes a column out of the features (a header name, or a 0-based index of the
+  file's columns, negative from the end) and colours the figures by it; labels may be text.
+- Missing values: the models that model them (PPCA, FactorAnalysis, VAE, BayesianGPLVM) score each
+  row's observed entries; one that does not (the diffusion model) is a one-line error. Infinity is
+  an error.
 """
 
 from __future__ import annotations
@@ -39,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 import lvm
+from lvm.datasets import load_table  # also lvm.cli.load_table, as before it moved
 
 __all__ = ["main", "load_table", "MODELS", "DEMO_MODELS", "DEMO_QUICK"]
 
@@ -106,286 +103,13 @@ def _note(message: str) -> None:
     print(f"lvm: note: {message}", file=sys.stderr, flush=True)
 
 
-# ------------------------------------------------------------------------------------ reading data
-_DELIMITERS = ",;\t| "
-_MISSING = {"", "na", "nan", "n/a", "null", "none", "-"}
-_LABEL_NAMES = {"label", "labels", "class", "target", "y", "species", "category", "cluster"}
-
-
-def load_table(path, labels=None, *, keep_index=False, note=_note):
-    """Read a data table for the command line.
-
-    Parameters
-    ----------
-    path : str or Path
-        ``.csv`` / ``.tsv`` / ``.txt`` (delimiter sniffed, optional header row), ``.npy`` (a 2-D
-        array), or ``.npz`` (array ``Y``, else the first array; labels from array ``labels``).
-    labels : str or int, optional
-        In a delimited file, the label column: a header name, or a 0-based index of the file's
-        columns (negative counts from the end). In an ``.npy``, a column index. In an ``.npz``,
-        the name of the array holding the labels (default: ``labels`` when present).
-    keep_index : bool, default=False
-        Keep a first column that looks like a row index (see the module docstring).
-    note : callable
-        Receives one-line notes (a dropped index column, a column that looks like labels).
-
-    Returns
-    -------
-    Y : ndarray of shape (n_samples, n_features), float64, NaN where a value is missing
-    labels : ndarray of shape (n_samples,) or None
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"cannot read {path}: no such file.")
-    suffix = path.suffix.lower()
+def _load(args):
+    """The ``--data`` table (and ``--labels``) by :func:`lvm.datasets.load_table`: its notes on
+    stderr, its errors as one line."""
     try:
-        if suffix == ".npy":
-            Y, lab = _read_npy(path, labels)
-        elif suffix == ".npz":
-            Y, lab = _read_npz(path, labels)
-        elif suffix in (".csv", ".tsv", ".txt"):
-            Y, lab = _read_delimited(path, labels, keep_index, note)
-        else:
-            raise InputError(f"cannot read {path}: use a .csv, .tsv, .txt, .npy or .npz file.")
-    except InputError:
-        raise
-    except (OSError, ValueError, EOFError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read {path}: {_first_line(exc)}") from exc
-    if Y.dtype.kind not in "biuf":
-        raise InputError(f"{path} holds non-numeric data (dtype {Y.dtype}); lvm needs numbers.")
-    Y = np.asarray(Y, dtype=np.float64)
-    if Y.ndim != 2:
-        raise InputError(f"{path} must hold a 2-D table (rows = samples), got shape {Y.shape}.")
-    if Y.shape[1] == 0:
-        raise InputError(f"{path} has no feature columns left.")
-    bad = np.isinf(Y)
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
-        raise InputError(
-            f"{path} has {int(bad.sum())} infinite value(s) (first at row {r + 1}, feature "
-            f"{c + 1}); only NaN (or an empty cell) means a missing value. Fix or drop them."
-        )
-    empty = np.isnan(Y).all(1) if Y.ndim == 2 and Y.shape[1] else np.zeros(0, bool)
-    if empty.any():
-        raise InputError(f"{path}: row {int(np.argmax(empty)) + 1} has no observed value; drop it.")
-    if np.isnan(Y).any():
-        note(f"{path.name}: {int(np.isnan(Y).sum())} missing value(s) (NaN, "
-             f"{100 * float(np.isnan(Y).mean()):.3g}% of the entries): the models score the "
-             "observed entries of each row.")
-    if lab is not None and len(lab) != len(Y):
-        raise InputError(f"{path}: {len(lab)} labels for {len(Y)} rows.")
-    return Y, lab
-
-
-def _read_npy(path, labels):
-    Y = np.load(path, allow_pickle=False)
-    if labels is None:
-        return Y, None
-    j = _as_index(labels, Y.shape[1] if Y.ndim == 2 else 0, path)
-    return np.delete(Y, j, axis=1), _tidy_labels(Y[:, j])
-
-
-def _read_npz(path, labels):
-    with np.load(path, allow_pickle=False) as f:
-        if not f.files:
-            raise InputError(f"{path} holds no arrays.")
-        Y = f["Y"] if "Y" in f.files else f[f.files[0]]
-        key = "labels" if labels is None else str(labels)
-        if key in f.files:
-            return Y, _tidy_labels(f[key])
-        if labels is not None:
-            raise InputError(f"{path} has no array {key!r} for --labels; it holds "
-                             f"{', '.join(f.files)}.")
-        return Y, None
-
-
-def _as_index(spec, n_columns, path, names=None) -> int:
-    """The 0-based column that ``spec`` (a header name or an integer index) names."""
-    spec = str(spec)
-    if names is not None and spec in names:
-        return names.index(spec)
-    try:
-        j = int(spec)
-    except ValueError:
-        shown = ", ".join(repr(n) for n in (names or [])[:12])
-        raise InputError(f"{path} has no column named {spec!r} for --labels"
-                         + (f"; its columns are {shown}" + (", ..." if len(names) > 12 else "")
-                            if names else "; it has no header, so give a 0-based index")
-                         + ".") from None
-    if not -n_columns <= j < n_columns:
-        raise InputError(f"--labels {spec}: {path} has {n_columns} columns (0 to {n_columns - 1}).")
-    return j % n_columns
-
-
-def _tidy_labels(lab) -> np.ndarray:
-    """Labels as integers where they are whole numbers, else as they are (e.g. text)."""
-    lab = np.asarray(lab).ravel()
-    if lab.dtype == object:
-        lab = lab.astype(str)
-    if lab.dtype.kind in "US":
-        lab = np.char.strip(lab.astype(str))
-        try:
-            as_float = lab.astype(np.float64)
-        except ValueError:
-            return lab
-        lab = as_float
-    if lab.dtype.kind == "f" and np.isfinite(lab).all() and (lab == np.round(lab)).all():
-        return lab.astype(np.int64)
-    return lab
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-        return True
-    except ValueError:
-        return cell.strip().lower() in _MISSING
-
-
-def _split(line: str, delimiter):
-    if delimiter is None:
-        return line.split()
-    return next(csv.reader([line], delimiter=delimiter, skipinitialspace=True), [])
-
-
-def _sniff(path: Path):
-    """(delimiter or None for runs of whitespace, first row's fields, whether it is a header)."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        sample = f.read(64 * 1024)
-    lines = [ln for ln in sample.splitlines() if ln.strip()]
-    if len(sample) == 64 * 1024 and len(lines) > 1:
-        lines = lines[:-1]  # the last line may be cut short
-    if not lines:
-        raise InputError(f"{path} is empty.")
-    try:
-        delimiter = csv.Sniffer().sniff("\n".join(lines[:20]), delimiters=_DELIMITERS).delimiter
-    except csv.Error:  # one column, or nothing consistent: the suffix's usual delimiter
-        delimiter = {".csv": ",", ".tsv": "\t"}.get(path.suffix.lower())
-    if delimiter == " ":
-        delimiter = None
-    first = [c.strip() for c in _split(lines[0], delimiter)]
-    # A header has a field that is not a number, or is the column numbers pandas writes for a
-    # frame made from an array ("0,1,2", or ",0,1" after an unnamed index; "0,1" can be data).
-    indexed = first[:1] == [""]
-    numbered = first[1:] if indexed else first
-    header = (not all(_is_number(c) for c in first)
-              or (len(numbered) >= (1 if indexed else 3)
-                  and numbered == [str(j) for j in range(len(numbered))]))
-    return delimiter, first, header
-
-
-def _read_delimited(path, labels, keep_index, note):
-    delimiter, first, header = _sniff(path)
-    n_columns = len(first)
-    names = first if header else None
-    label_col = None if labels is None else _as_index(labels, n_columns, path, names)
-
-    index_col = None
-    if header and not keep_index and label_col != 0 and n_columns > 1:
-        if first[0] == "" or first[0].startswith("Unnamed: "):
-            index_col = 0
-            why = "it is unnamed, as pandas and R write a row index"
-    features = [j for j in range(n_columns) if j not in (label_col, index_col)]
-    if not features:
-        raise InputError(f"{path} has no feature columns besides the labels.")
-
-    table, label_values = _parse(path, delimiter, header, n_columns, features, label_col)
-    if table is None:  # the fast reader failed: find the cell to blame
-        _diagnose(path, delimiter, header, names, n_columns, features)
-        raise InputError(f"cannot read {path} as a table of numbers.")
-    Y = table
-    if (index_col is None and header and not keep_index and label_col != 0 and len(features) > 1
-            and features[0] == 0 and len(Y) > 1
-            and np.array_equal(Y[:, 0], np.arange(len(Y), dtype=np.float64))):
-        index_col, Y = 0, Y[:, 1:]
-        why = "its values are 0, 1, ..., n-1"
-    if index_col is not None:
-        note(f"dropped column 0 ({first[0]!r}) of {path.name} as a row index: {why} "
-             "(--keep-index keeps it).")
-    if np.isinf(Y).any():
-        # a precise message where a cell is to blame (else load_table names the first one)
-        _diagnose(path, delimiter, header, names, n_columns, features)
-    if label_col is None and names is not None:
-        for j in features:
-            if names[j].lower() in _LABEL_NAMES:
-                note(f"column {names[j]!r} looks like labels but is used as a feature; "
-                     f"pass --labels {names[j]} to colour by it instead.")
-                break
-    return Y, (None if label_values is None else _tidy_labels(label_values))
-
-
-def _parse(path, delimiter, header, n_columns, features, label_col):
-    """(features as float64, label column or None), or (None, None) when the file is not a clean
-    table of numbers. Uses pandas when it is installed, else numpy's C reader."""
-    try:
-        import pandas as pd
-    except ImportError:
-        pd = None
-    if pd is not None:
-        try:
-            df = pd.read_csv(path, sep=r"\s+" if delimiter is None else delimiter, header=None,
-                             skiprows=1 if header else 0, quotechar='"', skipinitialspace=True,
-                             encoding="utf-8-sig", low_memory=False)
-        except (ValueError, pd.errors.ParserError):
-            return None, None
-        if df.shape[1] != n_columns:
-            return None, None
-        block = df.iloc[:, features]
-        if not all(pd.api.types.is_numeric_dtype(t) for t in block.dtypes):
-            return None, None
-        lab = None if label_col is None else df.iloc[:, label_col].to_numpy()
-        return block.to_numpy(dtype=np.float64), lab
-    kw = dict(delimiter=delimiter, skiprows=1 if header else 0, quotechar='"', comments=None,
-              encoding="utf-8-sig")
-    # With every column used, numpy itself rejects a row of another width.
-    usecols = None if len(features) == n_columns else features
-    try:
-        try:
-            Y = np.loadtxt(path, dtype=np.float64, usecols=usecols, ndmin=2, **kw)
-        except ValueError:  # empty or "NA" cells: missing values, read as NaN
-            Y = np.loadtxt(path, dtype=np.float64, usecols=usecols, ndmin=2,
-                           converters=_cell_or_nan, **kw)
-        lab = None if label_col is None else np.loadtxt(path, dtype=str, usecols=[label_col],
-                                                        ndmin=1, **kw)
-    except ValueError:
-        return None, None
-    return Y, lab
-
-
-def _cell_or_nan(cell: str) -> float:
-    """A cell as a number, NaN where it marks a missing value ("", "NA", "null", ...)."""
-    return np.nan if cell.strip().lower() in _MISSING else float(cell)
-
-
-def _diagnose(path, delimiter, header, names, n_columns, features):
-    """Raise an InputError naming the first row that is ragged, missing or non-numeric.
-
-    Runs only after the fast reader failed, so a per-row loop is fine here."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = (csv.reader(f, delimiter=delimiter, skipinitialspace=True) if delimiter
-                else (line.split() for line in f))
-        row_number = 0
-        for line_number, row in enumerate(rows, start=1):
-            if not any(c.strip() for c in row) or (header and line_number == 1):
-                continue
-            row_number += 1
-            if len(row) != n_columns:
-                raise InputError(f"{path}: row {row_number} (line {line_number}) has {len(row)} "
-                                 f"fields, expected {n_columns}.")
-            for j in features:
-                cell = row[j].strip()
-                try:
-                    float(cell)
-                    continue
-                except ValueError:
-                    pass
-                column = repr(names[j]) if names else f"{j} (0-based)"
-                if cell.lower() in _MISSING:
-                    continue  # a missing value: NaN
-                raise InputError(
-                    f"{path}: column {column} is not numeric (row {row_number} holds {cell!r}); "
-                    f"drop or encode it, or pass --labels {names[j] if names else j} if it holds "
-                    "labels.")
+        return load_table(args.data, args.labels, keep_index=args.keep_index, note=_note)
+    except ValueError as exc:
+        raise InputError(_first_line(exc)) from exc
 
 
 # ------------------------------------------------------------------------------------- the models
@@ -593,7 +317,7 @@ def cmd_demo(args):
 
 
 def cmd_compare(args):
-    Y, labels = load_table(args.data, args.labels, keep_index=args.keep_index)
+    Y, labels = _load(args)
     models = _models(args, args.components)
     header = (f"lvm compare: {Y.shape[0]} rows x {Y.shape[1]} features"
               + (f" (labels from column {args.labels!r})" if args.labels is not None else "")
@@ -617,7 +341,7 @@ def cmd_compare(args):
 
 
 def cmd_embed(args):
-    Y, labels = load_table(args.data, args.labels, keep_index=args.keep_index)
+    Y, labels = _load(args)
     if args.standardize:
         s = Y.std(0)
         s[s == 0] = 1.0

@@ -1,7 +1,6 @@
 """The command line, in process (``lvm.cli.main``): the main job end to end, real CSVs, and one-line
 errors with exit status 2. One subprocess test covers what only a fresh process shows."""
 
-import csv
 import os
 import subprocess
 import sys
@@ -14,31 +13,11 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
-from sklearn.datasets import load_wine
 
 import lvm
 import lvm.cli
-from lvm.cli import load_table, main
-
-
-@pytest.fixture(scope="module")
-def wine():
-    d = load_wine()
-    names = [n.replace("/", "_") for n in d.feature_names]
-    return d.data, d.target, names
-
-
-def cells(row):
-    return [repr(float(v)) for v in row]
-
-
-def write_csv(path, header, rows, delimiter=","):
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f, delimiter=delimiter)
-        if header is not None:
-            w.writerow(header)
-        w.writerows(rows)
-    return path
+from lvm.cli import main
+from tests.tables import cells, write_csv
 
 
 @pytest.fixture
@@ -102,7 +81,7 @@ def test_embed_std_and_labels_columns(wine_csv, capsys):
     assert np.isfinite(X).all()
 
 
-# ----------------------------------------------------------------------------- reading CSVs
+# ------------------------------------------------------- reading files (lvm.datasets.load_table)
 def test_labels_column_is_not_a_feature_and_colours_the_figure(wine_csv, tmp_path, capsys,
                                                                 saved_figures, tables):
     out = tmp_path / "out"
@@ -121,22 +100,6 @@ def test_labels_column_is_not_a_feature_and_colours_the_figure(wine_csv, tmp_pat
     assert [ax.get_title() for ax in scatters] == ["PPCA", "FactorAnalysis"]
     assert [t.get_text() for t in fig.axes[2].get_xticklabels()] == ["PPCA", "FactorAnalysis"]
     assert (out / "comparison.png").stat().st_size > 20_000
-
-
-def test_labels_by_index_and_text_labels(tmp_path, wine, capsys):
-    Y, y, names = wine
-    path = write_csv(tmp_path / "w.csv", ["kind"] + names,
-                     [[f"cultivar {c}", *cells(r)] for r, c in zip(Y, y)])
-    for spec in ("0", "kind", "-14"):
-        Z, labels = load_table(path, spec)
-        np.testing.assert_array_equal(Z, Y)
-        assert labels[0] == "cultivar 0" and len(set(labels)) == 3
-
-
-def test_a_label_like_column_gets_a_note(wine_csv, capsys):
-    Y, labels = load_table(wine_csv)
-    assert Y.shape == (178, 14) and labels is None
-    assert "column 'class' looks like labels" in capsys.readouterr().err
 
 
 def _pandas_csv(path, Y, names):
@@ -161,52 +124,6 @@ def test_pandas_written_csv_gives_the_same_model(tmp_path, wine, capsys, tables)
         np.testing.assert_array_equal(a["estimator"].components_, b["estimator"].components_)
     err = capsys.readouterr().err
     assert err.count("lvm: note: dropped column 0 ('') of pandas.csv as a row index") == 1
-
-
-def test_an_index_column_0_to_n_minus_1_is_dropped_unless_kept(tmp_path, wine, capsys):
-    Y, _, names = wine
-    path = write_csv(tmp_path / "i.csv", ["index"] + names,
-                     [[i, *cells(r)] for i, r in enumerate(Y)])
-    Z, _ = load_table(path)
-    np.testing.assert_array_equal(Z, Y)
-    assert "its values are 0, 1, ..., n-1" in capsys.readouterr().err
-    Z, _ = load_table(path, keep_index=True)
-    assert Z.shape == (178, 14)
-
-
-@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|", " ", "   "])
-@pytest.mark.parametrize("header", [True, False])
-def test_delimiter_is_sniffed(tmp_path, wine, delimiter, header):
-    Y, _, names = wine
-    lines = ([delimiter.join(names)] if header else []) + [delimiter.join(cells(r)) for r in Y]
-    path = tmp_path / "d.txt"
-    path.write_text("\n".join(lines) + "\n")
-    Z, _ = load_table(path)
-    np.testing.assert_array_equal(Z, Y)
-
-
-@pytest.mark.parametrize("first_line", [",0,1,2", "0,1,2"])
-def test_numbered_header_of_a_frame_made_from_an_array(tmp_path, first_line):
-    Y = np.random.default_rng(0).standard_normal((30, 3))
-    indexed = first_line.startswith(",")
-    rows = [([i] if indexed else []) + cells(r) for i, r in enumerate(Y)]
-    path = write_csv(tmp_path / "f.csv", first_line.split(","), rows)
-    Z, _ = load_table(path, note=lambda message: None)
-    np.testing.assert_array_equal(Z, Y)
-
-
-def test_npz_and_npy_labels(tmp_path):
-    Y = np.random.default_rng(0).standard_normal((40, 4))
-    y = np.arange(40) % 3
-    np.savez(tmp_path / "d.npz", Y=Y, labels=y, group=y + 10)
-    Z, labels = load_table(tmp_path / "d.npz")
-    np.testing.assert_array_equal(labels, y)
-    _, labels = load_table(tmp_path / "d.npz", "group")
-    np.testing.assert_array_equal(labels, y + 10)
-    np.save(tmp_path / "d.npy", np.column_stack([Y, y]))
-    Z, labels = load_table(tmp_path / "d.npy", -1)
-    np.testing.assert_array_equal(Z, Y)
-    np.testing.assert_array_equal(labels, y)
 
 
 @pytest.mark.parametrize(
@@ -260,8 +177,8 @@ WINE = ["--data", "{wine}", "--labels", "class"]
         (["compare", *WINE, "--models", ","], "no models given"),
         (["embed", *WINE, "--model", "pca9"], "argument --model: invalid choice: 'pca9'"),
         (["compare", "--data", "{wine}", "--labels", "colour"],
-         "no column named 'colour' for --labels"),
-        (["compare", "--data", "{wine}", "--labels", "14"], "--labels 14: "),
+         "no column named 'colour' for the labels"),
+        (["compare", "--data", "{wine}", "--labels", "14"], "labels=14: "),
         (["compare", *WINE, "--bogus"], "unrecognized arguments: --bogus"),
         (["demo", "--models", "ppca,pca9"], "unknown model 'pca9'"),
         ([], "the following arguments are required"),
@@ -400,8 +317,6 @@ def test_missing_values_are_read_as_nan_and_scored_as_observed_entries(tmp_path,
     lines = ["a,b,c,d,e"] + [",".join("" if h else f"{v:.6g}" for v, h in zip(row, hrow))
                              for row, hrow in zip(Y, holes)]
     (tmp_path / "holes.csv").write_text("\n".join(lines) + "\n")
-    Z, _ = load_table(tmp_path / "holes.csv", note=lambda m: None)
-    np.testing.assert_array_equal(np.isnan(Z), holes)
     assert main(["compare", "--data", str(tmp_path / "holes.csv"), "--models", "ppca,fa"]) == 0
     out, err = capsys.readouterr()
     assert "missing value(s)" in err and "observed entries" in out
