@@ -18,6 +18,9 @@ import warnings
 import numpy as np
 from sklearn.base import clone
 
+from ._preprocess import feature_standardization
+from ._preprocess import standardize as standardize_features
+
 __all__ = ["compare", "ComparisonTable", "count_parameters"]
 
 _COLUMNS = [
@@ -210,14 +213,10 @@ def compare(models, Y=None, *, Y_train=None, Y_test=None, test_size=0.2, standar
             UserWarning, stacklevel=2)
     jac_train = jac_test = 0.0
     if standardize:
-        mean = np.nanmean(Y_train, 0)
-        scale = np.nanstd(Y_train, 0)
-        scale[~(scale > 0)] = 1.0
-        Y_train, Y_test = (Y_train - mean) / scale, (Y_test - mean) / scale
         # log |dz/dy| of each row: over its observed entries only when some are missing.
-        log_scale = np.log(scale)
-        jac_train = -((~np.isnan(Y_train)) @ log_scale)
-        jac_test = -((~np.isnan(Y_test)) @ log_scale)
+        mean, scale = feature_standardization(Y_train)
+        Y_train, jac_train = standardize_features(Y_train, mean, scale)
+        Y_test, jac_test = standardize_features(Y_test, mean, scale)
     if isinstance(models, dict):
         named = list(models.items())
     else:

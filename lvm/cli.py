@@ -1,6 +1,7 @@
 """The ``lvm`` command line: ``lvm demo``, ``lvm compare``, ``lvm embed`` (also ``python -m lvm``).
 
-Uses only the public API. Importing this module imports neither torch, GPyTorch nor matplotlib, so
+Uses the public API, and the per-feature standardization ``lvm.compare`` applies
+(``lvm._preprocess``). Importing this module imports neither torch, GPyTorch nor matplotlib, so
 ``lvm --help`` answers at once; they load when a command runs.
 
 Conventions (decisions the issue left open):
@@ -35,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 import lvm
+from lvm._preprocess import feature_standardization, standardize
 from lvm.datasets import load_table  # also lvm.cli.load_table, as before it moved
 
 __all__ = ["main", "load_table", "MODELS", "DEMO_MODELS", "DEMO_QUICK"]
@@ -342,10 +344,8 @@ def cmd_compare(args):
 
 def cmd_embed(args):
     Y, labels = _load(args)
-    if args.standardize:
-        s = Y.std(0)
-        s[s == 0] = 1.0
-        Y = (Y - Y.mean(0)) / s
+    if args.standardize:  # as lvm.compare does: over each feature's observed entries
+        Y, _ = standardize(Y, *feature_standardization(Y))
     cls_name, kwargs, fast = MODELS[args.model]
     model = _estimator(cls_name, {**kwargs, **(fast if args.fast else {})}, args.components, args)
     if not _has_embedding(model):

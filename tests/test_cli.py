@@ -69,6 +69,24 @@ def test_embed_writes_coordinates(tmp_path, capsys):
     assert X.shape == (60, 2)
 
 
+def test_embed_standardizes_around_an_empty_cell(tmp_path, capsys):
+    # One empty cell must not turn its column into NaN (it did: Y.mean(0) / Y.std(0)); embed
+    # standardizes as lvm.compare does, over each feature's observed entries.
+    Y = lvm.datasets.make_ppca(200, 5, 2, random_state=0).Y * [1, 10, 100, 0.1, 1] + 3
+    lines = ["a,b,c,d,e"] + [",".join(repr(float(v)) for v in row) for row in Y]
+    lines[1 + 17] = ",".join(["" if j == 1 else repr(float(v)) for j, v in enumerate(Y[17])])
+    (tmp_path / "hole.csv").write_text("\n".join(lines) + "\n")
+    assert main(["embed", "--data", str(tmp_path / "hole.csv"), "--out",
+                 str(tmp_path / "X.csv")]) == 0
+    assert "1 missing value(s)" in capsys.readouterr().err
+    X = np.loadtxt(tmp_path / "X.csv", delimiter=",", skiprows=1)
+    assert X.shape == (200, 2) and np.isfinite(X).all()
+    Y[17, 1] = np.nan
+    Z = (Y - np.nanmean(Y, 0)) / np.nanstd(Y, 0)
+    expected = lvm.PPCA(2, random_state=0).fit(Z).transform(Z)
+    np.testing.assert_allclose(X, expected, rtol=1e-5, atol=1e-6)  # written with 6 digits
+
+
 def test_embed_std_and_labels_columns(wine_csv, capsys):
     assert main(["embed", "--data", str(wine_csv), "--labels", "class", "--std"]) == 0
     out = capsys.readouterr().out.splitlines()
