@@ -89,10 +89,18 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     gives a tensor out, on the model's device. Outputs have the input's floating dtype (float64 in
     gives float64 out, whatever precision the model computes in) unless ``dtype`` is set, which
     fixes both the computation and the outputs.
+
+    Class attributes describe the family: ``family`` (its name), ``evidence_kind`` and
+    ``train_evidence_kind`` (what ``score_samples`` and ``train_evidence_`` are), and
+    ``has_embedding``: whether ``transform`` maps the data to a latent of fewer dimensions, one a
+    scatter plot can show (True; False for :class:`lvm.DiffusionModel`, whose latents have the
+    data's dimension). The command line shows samples instead of an embedding where it is False.
     """
 
     #: The decoder family: "linear", "neural", "gaussian process", ...
     family: str = ""
+    #: Whether ``transform`` gives a low-dimensional embedding (False: latents of the data's size).
+    has_embedding: bool = True
     #: What ``score_samples`` returns: "exact", "lower bound" or "importance-weighted estimate".
     evidence_kind: str = "exact"
     #: What ``train_evidence_`` is: "exact" or "lower bound" (the training objective).

@@ -123,11 +123,6 @@ def _estimator(cls_name, kwargs, n_components, args):
     return cls(n_components, **kwargs, **common)
 
 
-def _has_embedding(model) -> bool:
-    """Whether the model maps the data to a latent of fewer dimensions (not the diffusion model)."""
-    return model.family != "diffusion"
-
-
 def _keys(spec: str, valid) -> list:
     keys = []
     for key in (k.strip().lower() for k in spec.split(",")):
@@ -259,7 +254,7 @@ def _embedding_figure(table, Y, labels, images=None):
     fig = Figure(figsize=(4.2 * n + 4.5, 4.5), layout="constrained")
     axes = fig.subplots(1, n + 1, gridspec_kw={"width_ratios": [1] * n + [1.1]})
     for ax, rec in zip(axes[:-1], table):
-        if not _has_embedding(rec["estimator"]):
+        if not rec["estimator"].has_embedding:
             shape, pixels = images if images is not None else (None, None)
             lvm.plot.samples_panel(rec["estimator"], Y, ax=ax, image_shape=shape, pixels=pixels,
                                    title=rec["model"])
@@ -270,7 +265,7 @@ def _embedding_figure(table, Y, labels, images=None):
     lvm.plot.evidence_comparison(table, ax=axes[-1])
     rec = table[0]
     fig.suptitle(f"Posterior means E[x | y] of the {rec['n_train']} training rows"
-                 + ("" if all(_has_embedding(r["estimator"]) for r in table)
+                 + ("" if all(r["estimator"].has_embedding for r in table)
                     else " (samples for models without a low-dimensional embedding)")
                  + f"; evidence on the {rec['n_test']} held-out rows", fontsize="medium")
     return fig
@@ -348,7 +343,7 @@ def cmd_embed(args):
         Y, _ = standardize(Y, *feature_standardization(Y))
     cls_name, kwargs, fast = MODELS[args.model]
     model = _estimator(cls_name, {**kwargs, **(fast if args.fast else {})}, args.components, args)
-    if not _has_embedding(model):
+    if not model.has_embedding:
         _note(f"{cls_name} has no low-dimensional embedding: its coordinates are the "
               f"probability-flow encoding, of the data's {Y.shape[1]} dimensions "
               "(--components does not apply).")

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import sklearn.base
 import torch
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -250,4 +251,12 @@ def test_feature_names_out_and_family_facts(name, data):
     prefix = type(model).__name__.lower()
     assert list(model.get_feature_names_out()) == [f"{prefix}0", f"{prefix}1"]
     assert model.family and model.evidence_kind
+    assert model.has_embedding and model.transform(Y).shape[1] < Y.shape[1]
     assert model.n_parameters_ > 0 and math.isfinite(model.train_evidence_)
+
+
+def test_the_diffusion_model_has_no_low_dimensional_embedding():
+    # has_embedding says whether transform reduces the dimension (the CLI draws samples if not)
+    model = sklearn.base.clone(CHECKED[-1])
+    Y = lvm.datasets.make_ppca(60, 3, 1, random_state=0).Y
+    assert not model.has_embedding and model.fit(Y).transform(Y).shape == Y.shape

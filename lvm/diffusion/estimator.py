@@ -267,6 +267,7 @@ class DiffusionModel(GradientLatentModel):
     """
 
     family = "diffusion"
+    has_embedding = False  # latents z_t have the data's dimension
     evidence_kind = "lower bound"
     train_evidence_kind = "lower bound"
     _score_method = "elbo"
