@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import sklearn.base
-import torch
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -49,13 +48,6 @@ DIFFUSION_EXPECTED_FAILURES = {
 }
 
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @parametrize_with_checks(CHECKED, expected_failed_checks=lambda est: (

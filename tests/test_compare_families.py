@@ -1,15 +1,13 @@
 """The whole pipeline on data whose evidence is known exactly (issue: compare across families)."""
 
 import pytest
-import torch
 
 import lvm
 
 
 @pytest.fixture(scope="module")
 def table():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small models: one intra-op thread is fastest and deterministic
+    # on one intra-op thread (tests/conftest.py): small models, fastest and deterministic
     data = lvm.datasets.make_ppca(1000, 10, 2, noise=0.1, random_state=11)
     models = {
         "PPCA": lvm.PPCA(2, device="cpu"),
@@ -17,10 +15,7 @@ def table():
                        device="cpu", random_state=0),
         "GPLVM": lvm.BayesianGPLVM(2, n_inducing=16, max_iter=150, device="cpu", random_state=0),
     }
-    try:
-        yield lvm.compare(models, data.Y, test_size=0.3, random_state=0)
-    finally:
-        torch.set_num_threads(threads)
+    return lvm.compare(models, data.Y, test_size=0.3, random_state=0)
 
 
 def test_exact_ppca_ranks_at_or_above_the_bounds(table):

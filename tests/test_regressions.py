@@ -13,14 +13,6 @@ from lvm.gplvm import collapsed, svi
 from lvm.latents import AmortizedLatent, PointLatent
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def Y():
     return lvm.datasets.make_ppca(300, 5, 2, noise=0.1, random_state=1).Y

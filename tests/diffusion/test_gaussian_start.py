@@ -72,13 +72,8 @@ def test_expected_diffusion_is_the_closed_form_bound_term(gauss):
     torch.testing.assert_close(lam[1:], ref.eigenvalues[1:], rtol=1e-10, atol=0)
 
 
-@pytest.fixture(scope="module")
-def ppca_data():
-    return lvm.datasets.make_ppca(300, 4, 2, noise=0.2, random_state=0).Y
-
-
-def test_gaussian_start_is_the_fitted_gaussian_at_step_zero(ppca_data):
-    Y = ppca_data
+def test_gaussian_start_is_the_fitted_gaussian_at_step_zero(ppca_300x4):
+    Y = ppca_300x4.Y
     # one step of 1e-12: the network's correction and the schedule stay where they started
     m = lvm.DiffusionModel(init="gaussian", max_epochs=1, learning_rate=1e-12, random_state=0,
                            **SMALL).fit(Y)
@@ -105,8 +100,8 @@ def test_gaussian_start_is_the_fitted_gaussian_at_step_zero(ppca_data):
     assert ev.log_evidence.mean() > random.score(Y) + 5  # far ahead of the random start
 
 
-def test_gaussian_start_trains_pickles_and_streams(ppca_data):
-    Y = ppca_data
+def test_gaussian_start_trains_pickles_and_streams(ppca_300x4):
+    Y = ppca_300x4.Y
     m = lvm.DiffusionModel(init="gaussian", max_epochs=5, random_state=0, **SMALL).fit(Y)
     assert np.isfinite(m.score(Y))
     again = pickle.loads(pickle.dumps(m))

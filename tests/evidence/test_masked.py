@@ -17,14 +17,6 @@ from lvm.evidence.masked import (
 N, D, K = 150, 8, 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _problem(noise_kind, scale=1.0, seed=0):
     """Model parameters, data from the model and a random mask (rows 0-14 see one entry only)."""
     g = np.random.default_rng(seed)

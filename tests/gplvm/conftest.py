@@ -1,19 +1,8 @@
 """Shared problems and settings for the GPLVM tests."""
 
 import pytest
-import torch
 
 import lvm
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # These problems are tiny: on a shared 2-core machine intra-op threads cost more in
-    # synchronization than they gain, so each test runs single-threaded (restored afterwards).
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 #: Small, fast settings for fits whose numbers are not the point of the test.
@@ -22,13 +11,8 @@ SMALL = dict(n_inducing=10, max_iter=60, transform_max_iter=50, n_importance_sam
 
 
 @pytest.fixture(scope="module")
-def ppca_data():
-    return lvm.datasets.make_ppca(400, 5, 2, noise=0.1, random_state=0)
-
-
-@pytest.fixture(scope="module")
-def Y(ppca_data):
-    return ppca_data.Y[:200]
+def Y(ppca_400x5):
+    return ppca_400x5.Y[:200]
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from lvm.gplvm.collapsed import CollapsedELBO
 from lvm.gplvm.svi import SharedKernelGP, SVIELBO, SVIGPLVM
 
 
-def test_linear_kernel_bound_below_and_close_to_ppca_evidence(ppca_data):
-    Y = ppca_data.Y
+def test_linear_kernel_bound_below_and_close_to_ppca_evidence(ppca_400x5):
+    Y = ppca_400x5.Y
     model = lvm.BayesianGPLVM(2, kernel="linear", n_inducing=10, max_iter=500, tol=1e-9,
                               device="cpu", random_state=0).fit(Y)
     evidence = lvm.PPCA(2).fit(Y).score(Y)
@@ -26,8 +26,8 @@ def test_linear_kernel_bound_below_and_close_to_ppca_evidence(ppca_data):
 
 
 @pytest.fixture(scope="module")
-def fitted_rbf(ppca_data):
-    Y = ppca_data.Y[:150]
+def fitted_rbf(ppca_400x5):
+    Y = ppca_400x5.Y[:150]
     return lvm.BayesianGPLVM(2, n_inducing=8, max_iter=100, device="cpu", random_state=0).fit(Y)
 
 

@@ -13,14 +13,6 @@ from lvm.likelihoods import (LIKELIHOODS, BernoulliLikelihood, GaussianLikelihoo
                              get_likelihood)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _belief(shape=(7, 5), seed=0):
     g = torch.Generator().manual_seed(seed)
     mean = torch.randn(shape, generator=g, dtype=torch.float64)

@@ -11,14 +11,6 @@ from lvm.evidence.masked import masked_linear_gaussian_posterior, masked_low_ran
 from lvm.linear._missing import fit_missing, missing_em_step, missing_posterior
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 NOISE = 0.5
 
 
@@ -28,7 +20,6 @@ def ppca_missing():
     data = lvm.datasets.make_ppca(5000, 20, 3, noise=NOISE, random_state=0)
     mask = np.random.default_rng(1).random(data.Y.shape) >= 0.3
     Y = torch.tensor(np.where(mask, data.Y, np.nan))
-    torch.set_num_threads(1)
     return data, mask, fit_missing(Y, torch.tensor(mask), 3)
 
 

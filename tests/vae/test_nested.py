@@ -44,9 +44,9 @@ def closed_form_elbo(vae, Y):
 
 @pytest.mark.parametrize("noise", ["shared", "per_feature"])
 @pytest.mark.parametrize("hidden", [(), (32, 32)], ids=["linear", "mlp"])
-def test_at_initialization_the_elbo_is_the_linear_models_exact_evidence(untrained, ppca_data,
+def test_at_initialization_the_elbo_is_the_linear_models_exact_evidence(untrained, ppca_3000x20,
                                                                        noise, hidden):
-    Y = ppca_data.Y
+    Y = ppca_3000x20.Y
     linear = LINEAR[noise](2).fit(Y)
     exact = linear.score_samples(Y)
     vae = lvm.VAE(2, hidden_sizes=hidden, noise=noise, dtype="float64", validation_fraction=0.0,
@@ -94,8 +94,8 @@ def test_the_fa_start_is_rotated_to_a_diagonal_posterior(untrained):
     np.testing.assert_allclose(closed_form_elbo(vae, Y), fa.score_samples(Y), atol=1e-6)
 
 
-def test_init_random_and_custom_networks_start_as_before(untrained, ppca_data):
-    Y = ppca_data.Y[:500]
+def test_init_random_and_custom_networks_start_as_before(untrained, ppca_3000x20):
+    Y = ppca_3000x20.Y[:500]
     exact = lvm.PPCA(2).fit(Y).score(Y)
     rand = lvm.VAE(2, hidden_sizes=(16,), noise="shared", init="random", validation_fraction=0.0,
                    random_state=0).fit(Y)
@@ -106,10 +106,10 @@ def test_init_random_and_custom_networks_start_as_before(untrained, ppca_data):
         assert vae.score(Y) < exact - 1.0  # a random start, far from the linear optimum
 
 
-def test_training_never_keeps_weights_worse_than_the_start(ppca_data):
+def test_training_never_keeps_weights_worse_than_the_start(ppca_3000x20):
     """On PPCA data the start is the optimum; a step size far too large only makes it worse, so
     early stopping on the validation ELBO keeps the start (epoch 0)."""
-    Y = ppca_data.Y[:1000]
+    Y = ppca_3000x20.Y[:1000]
     vae = lvm.VAE(2, hidden_sizes=(16,), noise="shared", learning_rate=0.05, max_epochs=4,
                   patience=3, validation_fraction=0.2, dtype="float64", random_state=0).fit(Y)
     print(f"\nvalidation ELBO per epoch {[round(r['validation'], 3) for r in vae.history_]}; "
@@ -170,7 +170,6 @@ PROBLEMS = ["ppca", "oil", "digits", "frey", "usps"]
 def test_trained_vae_is_at_least_the_linear_model_held_out(name, noise):
     """Default training; the held-out IWAE estimate is at or above the linear model's exact
     held-out evidence minus two standard errors of the per-row difference."""
-    torch.set_num_threads(1)
     p = load_problem(name)
     linear = LINEAR[noise](p.K).fit(p.Y_train)
     exact = linear.score_samples(p.Y_test)

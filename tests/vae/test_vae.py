@@ -88,8 +88,8 @@ def lvm_iwae(model, Y, S=100, seed=0):
 
 
 # ----------------------------------------------------------------------------- 1. linear VAE
-def test_linear_vae_bound_and_iwae_against_exact_ppca(ppca_data):
-    Y = ppca_data.Y
+def test_linear_vae_bound_and_iwae_against_exact_ppca(ppca_3000x20):
+    Y = ppca_3000x20.Y
     exact = lvm.PPCA(n_components=2).fit(Y).score(Y)
     vae = lvm.VAE(2, hidden_sizes=(), noise="shared", batch_size=256, max_epochs=60,
                   learning_rate=1e-2, validation_fraction=0.0, random_state=0).fit(Y)
@@ -100,7 +100,7 @@ def test_linear_vae_bound_and_iwae_against_exact_ppca(ppca_data):
     assert elbo <= exact
     assert iwae.mean() <= exact + 0.01  # a stochastic lower bound: not above, up to MC error
     assert abs(iwae.mean() - exact) <= 0.005 * abs(exact)
-    assert vae.noise_variance_ == pytest.approx(ppca_data.noise, rel=0.1)
+    assert vae.noise_variance_ == pytest.approx(ppca_3000x20.noise, rel=0.1)
 
 
 # ----------------------------------------------------------------------------- 2. ordering
@@ -239,9 +239,9 @@ def test_tensor_in_tensor_out_and_shapes(digits_vae, digits_split):
                                   digits_vae.sample(3, random_state=1))
 
 
-def test_per_feature_noise_and_verbose(ppca_data, capsys):
+def test_per_feature_noise_and_verbose(ppca_3000x20, capsys):
     vae = lvm.VAE(2, hidden_sizes=(), noise="per_feature", max_epochs=2, verbose=True,
-                  random_state=0).fit(ppca_data.Y[:500])
+                  random_state=0).fit(ppca_3000x20.Y[:500])
     assert vae.noise_variance_.shape == (20,)
     assert "VAE" in capsys.readouterr().err
 
@@ -271,8 +271,8 @@ class PairEncoder(nn.Module):
         return self.mu(h), self.log_var(h)
 
 
-def test_custom_encoder_and_decoder(ppca_data):
-    Y = ppca_data.Y[:500]
+def test_custom_encoder_and_decoder(ppca_3000x20):
+    Y = ppca_3000x20.Y[:500]
     enc, dec = PairEncoder(20, 2), nn.Linear(2, 20)
     w0 = dec.weight.detach().clone()
     vae = lvm.VAE(2, encoder=enc, decoder=dec, max_epochs=3, random_state=0).fit(Y)
@@ -311,8 +311,8 @@ def test_bad_hyperparameters(params, match):
         lvm.VAE(**{"n_components": 1, "max_epochs": 1, **params}).fit(Y)
 
 
-def test_bad_input_and_methods(ppca_data):
-    Y = ppca_data.Y[:100]
+def test_bad_input_and_methods(ppca_3000x20):
+    Y = ppca_3000x20.Y[:100]
     with pytest.raises(ValueError, match="Input .*contains infinity"):
         lvm.VAE(max_epochs=1).fit(np.where(np.eye(100, 20) > 0, np.inf, Y))
     with pytest.raises(ValueError, match="Expected 2D array"):
@@ -334,17 +334,17 @@ def test_bad_input_and_methods(ppca_data):
         vae.elbo(Y, n_samples=1.5)
 
 
-def test_custom_encoder_of_the_wrong_shape_is_named(ppca_data):
+def test_custom_encoder_of_the_wrong_shape_is_named(ppca_3000x20):
     with pytest.raises(ValueError, match=r"expected \(n, 2 \* n_components\) = \(n, 4\)"):
-        lvm.VAE(2, encoder=nn.Linear(20, 3), max_epochs=1).fit(ppca_data.Y[:50])
+        lvm.VAE(2, encoder=nn.Linear(20, 3), max_epochs=1).fit(ppca_3000x20.Y[:50])
 
 
-def test_no_runtime_warnings(ppca_data):
+def test_no_runtime_warnings(ppca_3000x20):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         # a 2-epoch budget is meant to run out: its ConvergenceWarning is not a numerical one
         warnings.simplefilter("ignore", ConvergenceWarning)
-        lvm.VAE(2, hidden_sizes=(8,), max_epochs=2, random_state=0).fit(ppca_data.Y[:200])
+        lvm.VAE(2, hidden_sizes=(8,), max_epochs=2, random_state=0).fit(ppca_3000x20.Y[:200])
 
 
 # ----------------------------------------------------------------------------- GPU
