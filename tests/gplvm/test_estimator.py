@@ -63,10 +63,19 @@ def test_deterministic_for_fixed_random_state(fitted, Y):
     np.testing.assert_array_equal(again.score_samples(Y[:5]), fitted.score_samples(Y[:5]))
 
 
-def test_score_is_close_to_the_bound(fitted, Y):
-    # The importance-weighted estimate of held-in evidence sits near the training bound per point
-    # (here above it by 0.51 nats: a 60-iteration fit whose q(x_n) serve as the proposal).
-    assert abs(fitted.score(Y) - fitted.elbo_) < 1.0
+def test_score_is_at_or_above_the_bound_of_each_row_within_the_monte_carlo_error(fitted, Y):
+    # score_samples is the importance-weighted estimate, whose expectation is at or above the
+    # ELBO of the same row with the same proposal q(x_n) (Jensen), equal when q(x_n) is the exact
+    # posterior. Both are Monte Carlo estimates: the mean difference may fall below 0 by its
+    # standard error only. (Here it is -0.007 +- 0.009 nats: the 60-iteration q(x_n) are close to
+    # the exact posteriors. elbo_, the collapsed bound on log p(Y) / N, is not per row: it also
+    # pays KL(q(u) || p(u)) and is 0.5 nats lower.)
+    elbo = fitted.log_evidence(Y, "elbo", n_samples=64).log_evidence
+    iwae = fitted.log_evidence(Y, "iwae", n_samples=64).log_evidence
+    diff = iwae - elbo
+    se = diff.std(ddof=1) / np.sqrt(len(diff))
+    print(f"\nmean IWAE - ELBO per row: {diff.mean():+.4f} +- {se:.4f} nats")
+    assert diff.mean() > -3 * se
 
 
 def test_ard_switches_off_unused_dims():
