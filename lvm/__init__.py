@@ -33,6 +33,7 @@ _LAZY = {
     "evidence": ".evidence",
     "likelihoods": ".likelihoods",
     "latents": ".latents",
+    "metrics": ".metrics",
     "plot": ".plot",
     "settings": ".settings",
 }

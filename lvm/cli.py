@@ -39,7 +39,7 @@ import lvm
 from lvm._preprocess import feature_standardization, standardize
 from lvm.datasets import load_table  # also lvm.cli.load_table, as before it moved
 
-__all__ = ["main", "load_table", "MODELS", "DEMO_MODELS", "DEMO_QUICK"]
+__all__ = ["main", "load_table", "build_model", "MODELS", "DEMO_MODELS", "DEMO_QUICK"]
 
 #: CLI model keys -> (lvm class, keyword arguments, overrides under ``--fast``), for ``compare``
 #: and ``embed``; the latent dimension, ``random_state`` and ``verbose`` come from the options.
@@ -52,6 +52,10 @@ MODELS = {
               {"n_inducing": 32, "max_iter": 300, "tol": None}),
     # latents of the data's own dimension: --components does not apply
     "diffusion": ("DiffusionModel", {}, {"max_epochs": 300}),
+    # lvm embed's default: the VAE with the neighbour term (map first; its evidence is still a
+    # bound of its own decoder's model). See benchmarks/embed.py for its measurements.
+    "embed": ("VAE", {"neighbor_weight": 1000.0, "batch_size": 512, "learning_rate": 3e-3,
+                      "validation_fraction": 0.0, "max_epochs": 150}, {"max_epochs": 40}),
 }
 
 #: ``lvm demo``'s estimators, all its settings in one place: key -> (lvm class, keyword arguments).
@@ -116,11 +120,48 @@ def _load(args):
 
 # ------------------------------------------------------------------------------------- the models
 def _estimator(cls_name, kwargs, n_components, args):
+    return _construct(cls_name, kwargs, n_components, args.random_state, bool(args.verbose))
+
+
+def _construct(cls_name, kwargs, n_components, random_state, verbose):
     cls = getattr(lvm, cls_name)
-    common = {"random_state": args.random_state, "verbose": bool(args.verbose)}
+    common = {"random_state": random_state, "verbose": verbose}
     if "n_components" not in cls._get_param_names():  # latents of the data's dimension
-        return cls(**kwargs, **common)
-    return cls(n_components, **kwargs, **common)
+        return cls(**{**kwargs, **common})
+    return cls(n_components, **{**kwargs, **common})
+
+
+def build_model(key: str, n_components: int = 2, *, fast: bool = False, random_state=None,
+                verbose: bool = False, **params):
+    """The estimator ``lvm compare`` and ``lvm embed`` build for a key of :data:`MODELS`.
+
+    So that a script (a benchmark, a notebook) fits exactly the model the command line fits:
+    ``build_model("embed")`` is ``lvm embed``'s default model.
+
+    Parameters
+    ----------
+    key : str
+        A key of :data:`MODELS` (``"ppca"``, ``"fa"``, ``"vae"``, ``"gplvm"``, ``"diffusion"``,
+        ``"embed"``).
+    n_components : int, default=2
+        The latent dimension (ignored by the diffusion model, whose latents have the data's).
+    fast : bool, default=False
+        Apply the key's ``--fast`` overrides.
+    random_state, verbose
+        As the estimators take them.
+    **params
+        Hyper-parameters overriding the key's settings.
+
+    Returns
+    -------
+    estimator
+        Unfitted.
+    """
+    if key not in MODELS:
+        raise ValueError(f"Unknown model {key!r}; choose one of {list(MODELS)}.")
+    cls_name, kwargs, fast_kwargs = MODELS[key]
+    return _construct(cls_name, {**kwargs, **(fast_kwargs if fast else {}), **params},
+                      n_components, random_state, verbose)
 
 
 def _keys(spec: str, valid) -> list:
@@ -141,9 +182,10 @@ def _models(args, n_components):
     """Model name (the class name, as tables and figures show it) -> estimator."""
     out = {}
     for key in _keys(args.models, MODELS):
-        cls_name, kwargs, fast = MODELS[key]
-        out[cls_name] = _estimator(cls_name, {**kwargs, **(fast if args.fast else {})},
-                                   n_components, args)
+        cls_name = MODELS[key][0]
+        name = cls_name if cls_name not in out else f"{cls_name}[{key}]"
+        out[name] = build_model(key, n_components, fast=args.fast,
+                                random_state=args.random_state, verbose=bool(args.verbose))
     return out
 
 
@@ -279,6 +321,23 @@ def _save_figure(table, Y, labels, path, images=None):
     return path
 
 
+#: ``lvm embed``'s neighbour metrics use at most this many rows (trustworthiness needs all
+#: pairwise distances of the rows it scores).
+EMBED_METRIC_ROWS = 5000
+
+
+def _embed_report(model, Y, labels, X):
+    """:func:`lvm.metrics.embedding_report` of the rows the model was fitted to (k-NN accuracy
+    leave-one-out), on a random subset of at most :data:`EMBED_METRIC_ROWS` rows."""
+    from lvm.metrics import embedding_report
+
+    rows = np.arange(len(Y))
+    if len(rows) > EMBED_METRIC_ROWS:
+        rows = np.sort(np.random.default_rng(0).choice(len(Y), EMBED_METRIC_ROWS, replace=False))
+    return embedding_report(model, Y[rows], None if labels is None else np.asarray(labels)[rows],
+                            X_test=np.asarray(X)[rows])
+
+
 # ----------------------------------------------------------------------------------- the commands
 def cmd_demo(args):
     t0 = time.perf_counter()
@@ -341,8 +400,9 @@ def cmd_embed(args):
     Y, labels = _load(args)
     if args.standardize:  # as lvm.compare does: over each feature's observed entries
         Y, _ = standardize(Y, *feature_standardization(Y))
-    cls_name, kwargs, fast = MODELS[args.model]
-    model = _estimator(cls_name, {**kwargs, **(fast if args.fast else {})}, args.components, args)
+    cls_name = MODELS[args.model][0]
+    model = build_model(args.model, args.components, fast=args.fast,
+                        random_state=args.random_state, verbose=bool(args.verbose))
     if not model.has_embedding:
         _note(f"{cls_name} has no low-dimensional embedding: its coordinates are the "
               f"probability-flow encoding, of the data's {Y.shape[1]} dimensions "
@@ -361,6 +421,18 @@ def cmd_embed(args):
     t1 = time.perf_counter()
     X, X_std = model.transform(Y, return_std=True)
     progress.done(f"fit {t1 - t0:.1f} s, transform {time.perf_counter() - t1:.1f} s")
+    report = None
+    if model.has_embedding and (labels is not None or args.plot):
+        report = _embed_report(model, Y, labels, X)
+        _progress(f"{cls_name}, the {report.n_test} rows it was fitted to: {report}")
+    if args.plot:
+        path = Path(args.plot)
+        t2 = time.perf_counter()
+        _progress(f"drawing {path.name} ...", end="")
+        fig = (lvm.plot.embedding_report(model, Y, labels, report=report) if report is not None
+               else lvm.plot.samples_panel(model, Y))
+        fig.savefig(path, dpi=110)
+        _progress(f" {time.perf_counter() - t2:.1f} s")
     k = X.shape[1]
     head = [f"x{i}" for i in range(k)]
     cells = [np.char.mod("%.6g", np.asarray(X))]
@@ -505,9 +577,13 @@ def _parser():
                                    "E[x | y] as CSV:\ncolumns x0, x1, ...; with --std also "
                                    "x0_std, x1_std, ...; with --labels a last column 'label'.")
     _data_options(e)
-    e.add_argument("--model", default="ppca", choices=list(MODELS), help="the model")
+    e.add_argument("--model", default="embed", choices=list(MODELS),
+                   help="the model (embed: the VAE with the neighbour term, lvm.cli.MODELS)")
     e.add_argument("--std", action="store_true",
                    help="also write the posterior standard deviations (x0_std, ...)")
+    e.add_argument("--plot", default=None, metavar="PNG",
+                   help="also draw the map with its ±1 sd ellipses (coloured by --labels) and "
+                        "its neighbour metrics")
     e.add_argument("--out", default="-", metavar="FILE", help="CSV path ('-': standard output)")
     _common_options(e)
     e.set_defaults(func=cmd_embed)

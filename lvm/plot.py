@@ -12,6 +12,7 @@ import numpy as np
 __all__ = [
     "EVIDENCE_STYLES",
     "latent_scatter",
+    "embedding_report",
     "ard_relevance",
     "training_curve",
     "evidence_comparison",
@@ -140,6 +141,50 @@ def latent_scatter(model, Y, labels=None, *, dims=None, ax=None, uncertainty=Tru
         ax.legend(handles=handles, handler_map=handler_map, markerscale=2, fontsize="small",
                   loc="best", ncol=2 if n_entries > 6 else 1)
     ax.set_title(title or type(model).__name__)
+    return fig
+
+
+def embedding_report(model, Y, labels=None, Y_test=None, labels_test=None, *, report=None,
+                     title=None, max_ellipses=300, s=4):
+    """The 2-D map with its uncertainty and, beneath it, how faithful it is and its evidence.
+
+    The held-out rows ``Y_test`` (or ``Y`` without them) are drawn by :func:`latent_scatter`
+    (posterior means, ±1 sd ellipses of q(x | y)), and the figure's caption gives
+    :func:`lvm.metrics.embedding_report`: held-out log p(y) per point and its kind, k-NN accuracy
+    (classifiers fitted on the embedding of ``Y``), trustworthiness, neighbour overlap and the
+    reconstruction error.
+
+    Parameters
+    ----------
+    model : fitted lvm estimator
+    Y : array-like of shape (n, n_features)
+        The training rows.
+    labels : array-like of shape (n,), optional
+    Y_test, labels_test : optional
+        Held-out rows and their labels: drawn and scored instead of ``Y``.
+    report : lvm.metrics.EmbeddingReport, optional
+        Computed already (skips the metrics).
+    title : str, optional
+    max_ellipses : int, default=300
+    s : float, default=4
+        The marker size.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from .metrics import embedding_report as _report
+
+    if report is None:
+        report = _report(model, Y, labels, Y_test, labels_test)
+    shown, shown_labels = (Y, labels) if Y_test is None else (Y_test, labels_test)
+    fig = _figure((6.5, 6.2))
+    ax = fig.add_subplot()
+    latent_scatter(model, shown, shown_labels, ax=ax, max_ellipses=max_ellipses, s=s,
+                   title=title or f"{type(model).__name__}: "
+                                  f"{'held-out' if Y_test is not None else 'training'} rows")
+    text = str(report).replace("; ", "\n", 2).replace("; ", ", ")
+    ax.annotate(text, (0.0, -0.13), xycoords="axes fraction", va="top", fontsize="small")
     return fig
 
 

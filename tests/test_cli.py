@@ -76,7 +76,7 @@ def test_embed_standardizes_around_an_empty_cell(tmp_path, capsys):
     lines = ["a,b,c,d,e"] + [",".join(repr(float(v)) for v in row) for row in Y]
     lines[1 + 17] = ",".join(["" if j == 1 else repr(float(v)) for j, v in enumerate(Y[17])])
     (tmp_path / "hole.csv").write_text("\n".join(lines) + "\n")
-    assert main(["embed", "--data", str(tmp_path / "hole.csv"), "--out",
+    assert main(["embed", "--data", str(tmp_path / "hole.csv"), "--model", "ppca", "--out",
                  str(tmp_path / "X.csv")]) == 0
     assert "1 missing value(s)" in capsys.readouterr().err
     X = np.loadtxt(tmp_path / "X.csv", delimiter=",", skiprows=1)
@@ -88,8 +88,13 @@ def test_embed_standardizes_around_an_empty_cell(tmp_path, capsys):
 
 
 def test_embed_std_and_labels_columns(wine_csv, capsys):
+    # The default model (lvm.cli.MODELS["embed"], the VAE with the neighbour term); with labels
+    # its neighbour metrics go to stderr.
     assert main(["embed", "--data", str(wine_csv), "--labels", "class", "--std"]) == 0
-    out = capsys.readouterr().out.splitlines()
+    captured = capsys.readouterr()
+    assert "VAE, the 178 rows it was fitted to: training log p(y)" in captured.err
+    assert "1-NN" in captured.err and "trustworthiness@5" in captured.err
+    out = captured.out.splitlines()
     assert out[0] == "x0,x1,x0_std,x1_std,label"
     rows = np.array([line.split(",") for line in out[1:]])
     assert rows.shape == (178, 5)
@@ -186,7 +191,8 @@ WINE = ["--data", "{wine}", "--labels", "class"]
          "The 'n_components' parameter of PPCA must be"),
         (["compare", *WINE, "--models", "ppca", "--components", "20"],
          "n_components=20 is larger than the data's 13 feature(s)"),
-        (["embed", *WINE, "--components", "20"], "n_components=20 is larger than the data's 13"),
+        (["embed", *WINE, "--model", "ppca", "--components", "20"],
+         "n_components=20 is larger than the data's 13"),
         (["compare", *WINE, "--models", "ppca", "--test-size", "1.5"],
          "The 'test_size' parameter of train_test_split must be"),
         (["compare", *WINE, "--test-size", "half"], "argument --test-size: invalid value 'half'"),
@@ -248,6 +254,17 @@ def test_progress_line_shows_a_long_fit_as_it_runs_and_nothing_for_a_rejected_on
     assert capsys.readouterr().err == "header\n[1/2] Quick: fit 0.0 s\n"
 
 
+def test_embed_plot_draws_the_map_and_its_metrics(wine_csv, tmp_path, capsys, saved_figures):
+    png = tmp_path / "map.png"
+    assert main(["embed", "--data", str(wine_csv), "--labels", "class", "--model", "ppca",
+                 "--plot", str(png), "--out", os.devnull]) == 0
+    assert png.stat().st_size > 20_000
+    fig = saved_figures[-1]
+    assert fig.axes[0].get_legend() is not None  # coloured by the labels, ellipses explained
+    assert any("1-NN" in t.get_text() for t in fig.axes[0].texts)
+    assert "PPCA, the 178 rows it was fitted to: training log p(y)" in capsys.readouterr().err
+
+
 def test_verbose_gives_the_estimators_progress_bars(wine_csv, capsys):
     assert main(["embed", "--data", str(wine_csv), "--labels", "class", "--model", "fa",
                  "--verbose", "--out", os.devnull]) == 0
@@ -301,7 +318,7 @@ def test_fresh_process_imports_nothing_heavy_and_a_closed_pipe_is_quiet(tmp_path
             "sys.exit(lvm.cli.main(sys.argv[1:]))")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-c", code, "embed", "--data",
-                             str(tmp_path / "Y.npy"), "--std"],
+                             str(tmp_path / "Y.npy"), "--model", "ppca", "--std"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         first = proc.stdout.readline()

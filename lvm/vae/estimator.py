@@ -18,6 +18,7 @@ from .._stats import location_and_scale
 from ..evidence import EvidenceEstimate
 from ..evidence.estimators import importance_log_weights
 from ..latents import AmortizedLatent
+from ..latents.neighbors import NeighborGraph, neighbor_infonce
 from ..likelihoods import LIKELIHOODS, GaussianLikelihood
 from ..likelihoods._base import observed_mask
 from .networks import ACTIVATIONS, VAEModule, build_decoder, build_encoder, start_at_affine
@@ -137,6 +138,22 @@ class VAE(GradientLatentModel):
         the cost per step. None: 1 for complete data, 20 when the training data have missing
         entries (MIWAE's choice; with the ELBO, a linear VAE on 30% missing entries ended 6% below
         the exact evidence, with 20 draws within 1%).
+    neighbor_weight : float, default=0.0
+        The weight of a neighbour-preservation term on the encoder means (see
+        :mod:`lvm.latents.neighbors`): each training step maximizes the mean over the batch of
+        ELBO(y_i) - ``neighbor_weight`` * L_i, where L_i is t-SNE's contrastive loss of row i's
+        mean against one of its ``n_neighbors`` nearest training rows (the other rows' neighbours
+        in the batch as negatives). The term moves q(x | y) only, for which the ELBO and the
+        importance-weighted estimate are valid bounds whatever q is: every reported number
+        stays an honest bound or estimate of the decoder's normalized model, ``history_`` and
+        early stopping watch the ELBO itself, and the nested start's guarantee holds (the kept
+        weights are never worse on the validation ELBO than the linear start). 0 trains the
+        ELBO alone (evidence first); larger values trade held-out evidence for a map that keeps
+        the data's neighbourhoods, as a 2-D map for the eye must (``lvm embed``'s model,
+        ``lvm.cli.MODELS["embed"]``, and ``benchmarks/embed.py``'s trade-off curve).
+    n_neighbors : int, default=15
+        k of the neighbour term's graph (exact k nearest training rows, in the model's
+        standardized coordinates; built once per fit, and per chunk in :meth:`partial_fit`).
     n_importance_samples : int, default=256
         S for ``score_samples`` / ``score`` (evaluated in chunks, memory O(S * chunk * width)).
     device : {"auto", "cpu", "cuda"} or torch.device, default="auto"
@@ -235,13 +252,15 @@ class VAE(GradientLatentModel):
         "patience": [positive_int(), None],
         "tol": [Interval(numbers.Real, 0, None, closed="left"), None],
         "train_samples": [positive_int(), None],
+        "neighbor_weight": [Interval(numbers.Real, 0, None, closed="left")],
+        "n_neighbors": [positive_int()],
     }
 
     def __init__(self, n_components=2, *, hidden_sizes=(256, 256), activation="relu",
                  likelihood="gaussian", noise="per_feature", init="linear", encoder=None,
                  decoder=None, batch_size=128, max_epochs=None, learning_rate=1e-3,
                  validation_fraction=0.1, patience=None, tol=None, train_samples=None,
-                 n_importance_samples=256, device="auto", dtype=None, random_state=None,
+                 neighbor_weight=0.0, n_neighbors=15, n_importance_samples=256, device="auto", dtype=None, random_state=None,
                  verbose=False):
         self.n_components = n_components
         self.hidden_sizes = hidden_sizes
@@ -258,6 +277,8 @@ class VAE(GradientLatentModel):
         self.patience = patience
         self.tol = tol
         self.train_samples = train_samples
+        self.neighbor_weight = neighbor_weight
+        self.n_neighbors = n_neighbors
         self.n_importance_samples = n_importance_samples
         self.device = device
         self.dtype = dtype
@@ -351,6 +372,9 @@ class VAE(GradientLatentModel):
                                      mask_channel=masked)
         module = VAEModule(latent, decoder, likelihood, K).to(device=self._device,
                                                                dtype=self._dtype)
+        # The neighbour term's graph of the training rows (None: evidence first).
+        self._neighbors = (NeighborGraph(Z, int(self.n_neighbors))
+                           if self.neighbor_weight > 0 else None)
         if nested:
             self._start_at_linear_model(module, Z)
         dist.broadcast_module(module)  # every rank starts from rank 0's weights
@@ -385,26 +409,43 @@ class VAE(GradientLatentModel):
             weight = torch.cat([weight, torch.zeros_like(weight)], 1)
         start_at_affine(module.encoder, weight, torch.cat([-A @ mean, log_var]))
 
+    def _add_rows(self, Z) -> bool:
+        """``partial_fit``: the neighbour term's graph is of the chunk being passed."""
+        if self._neighbors is not None:
+            self._neighbors = NeighborGraph(Z, int(self.n_neighbors))
+        return False
+
     @property
     def module_(self) -> VAEModule:
         return self._model
 
     def _batch_objective(self, z, rows, generator):
-        S = self._train_samples
+        S, module, B = self._train_samples, self._model, z.shape[0]
+        neighbors = None if self._neighbors is None else self._neighbors.sample(rows, generator)
+        if neighbors is None:
+            mu, log_var = module.latent.encode(z)
+        else:  # the rows and one neighbour of each through the encoder at once
+            mu, log_var = module.latent.encode(torch.cat([z, neighbors]))
+            mu, mu_neighbor, log_var = mu[:B], mu[B:], log_var[:B]
         if S == 1:
-            eps = torch.randn(z.shape[0], self.n_components_, generator=generator,
-                              device=z.device, dtype=z.dtype)
-            return self._model(z, eps), None
-        # The importance-weighted bound with S draws per row (IWAE; MIWAE with missing entries).
-        module = self._model
-        mask = ~torch.isnan(z) if module.latent.mask_channel else None  # no host sync per step
-        mu, log_var = module.latent.encode(z)
-        eps = torch.randn(S, z.shape[0], self.n_components_, generator=generator,
-                          device=z.device, dtype=z.dtype)
-        log_w = importance_log_weights(
-            z, mu, torch.exp(log_var), eps,
-            lambda y, x: module.likelihood.log_prob(y, module.decoder(x), mask))
-        return torch.logsumexp(log_w, 0) - math.log(S), None
+            eps = torch.randn(B, self.n_components_, generator=generator, device=z.device,
+                              dtype=z.dtype)
+            bound = module.elbo_at(z, mu, log_var, eps)
+        else:
+            # The importance-weighted bound with S draws per row (IWAE; MIWAE with holes).
+            mask = ~torch.isnan(z) if module.latent.mask_channel else None  # no host sync
+            eps = torch.randn(S, B, self.n_components_, generator=generator, device=z.device,
+                              dtype=z.dtype)
+            log_w = importance_log_weights(
+                z, mu, torch.exp(log_var), eps,
+                lambda y, x: module.likelihood.log_prob(y, module.decoder(x), mask))
+            bound = torch.logsumexp(log_w, 0) - math.log(S)
+        if neighbors is None:
+            return bound, None
+        # The value stays the bound (history_, early stopping); the gradient is that of
+        # bound - neighbor_weight * L: the neighbour term moves the encoder means alone.
+        penalty = float(self.neighbor_weight) * neighbor_infonce(mu, mu_neighbor)
+        return bound - (penalty - penalty.detach()), None
 
     @property
     def _validation_method(self) -> str:

@@ -151,6 +151,11 @@ class VAEModule(nn.Module):
         Rows with missing entries (NaN) need an encoder with a mask channel; their likelihood
         counts the observed entries only (the MIWAE bound of log p(y_o))."""
         mu, log_var = self.latent.encode(y)
+        return self.elbo_at(y, mu, log_var, eps)
+
+    def elbo_at(self, y: torch.Tensor, mu: torch.Tensor, log_var: torch.Tensor,
+                eps: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` with the encoder's output ``(mu, log_var)`` for ``y`` given."""
         x = mu + torch.exp(0.5 * log_var) * eps
         mask = ~torch.isnan(y) if self.latent.mask_channel else None
         return (self.likelihood.log_prob(y, self.decoder(x), mask)

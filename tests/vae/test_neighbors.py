@@ -1,0 +1,116 @@
+"""The VAE's neighbour-preservation term (lvm.latents.neighbors): its loss by hand and by finite
+differences, its graph against brute force, and what it does and does not change in a fit."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_blobs
+
+import lvm
+from lvm.latents.neighbors import NeighborGraph, neighbor_infonce
+from lvm.metrics import neighbor_overlap
+
+
+def test_infonce_by_hand():
+    g = torch.Generator().manual_seed(0)
+    mu = torch.randn(5, 2, generator=g, dtype=torch.float64)
+    nb = torch.randn(5, 2, generator=g, dtype=torch.float64)
+    s = 3.0
+    expected = []
+    for i in range(5):
+        sims = [1.0 / (1.0 + s * s * float(((mu[i] - nb[j]) ** 2).sum())) for j in range(5)]
+        expected.append(-math.log(sims[i] / sum(sims)))
+    got = neighbor_infonce(mu, nb, scale=s)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12)
+
+
+def test_infonce_gradient_matches_finite_differences():
+    g = torch.Generator().manual_seed(1)
+    mu = torch.randn(6, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    nb = torch.randn(6, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: neighbor_infonce(a, b, 2.0), (mu, nb))
+    # a duplicate row (distance 0 to its positive): the gradient stays finite
+    same = mu.detach().clone().requires_grad_(True)
+    neighbor_infonce(same, same.detach().clone()).sum().backward()
+    assert torch.isfinite(same.grad).all()
+
+
+def test_graph_is_the_exact_k_nearest_and_samples_among_them():
+    rng = np.random.default_rng(0)
+    Y = rng.normal(size=(60, 4))
+    Y[3, 1] = np.nan  # counts as the feature's mean, 0 in standardized units
+    Z = torch.as_tensor(Y)
+    graph = NeighborGraph(Z, 5)
+    A = np.nan_to_num(Y)
+    d = ((A[:, None] - A[None]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    expected = np.sort(np.argsort(d, 1)[:, :5], 1)
+    np.testing.assert_array_equal(np.sort(graph.index.numpy(), 1), expected)
+    rows = torch.arange(60)
+    picked = graph.sample(rows, torch.Generator().manual_seed(0))
+    assert picked.shape == (60, 4)
+    for i in range(60):  # each drawn row is one of row i's neighbours
+        assert any(torch.equal(picked[i].nan_to_num(), Z[j].nan_to_num())
+                   for j in graph.index[i].tolist())
+    assert NeighborGraph(Z[:1], 5).sample(rows[:1], None) is None  # one row: no neighbour
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    Y, labels = make_blobs(400, n_features=10, centers=6, cluster_std=2.0, random_state=0)
+    return Y, labels
+
+
+SMALL = dict(hidden_sizes=(32,), batch_size=64, max_epochs=15, validation_fraction=0.0,
+             random_state=0)
+
+
+def test_the_term_changes_the_gradient_not_the_reported_bound(blobs):
+    """The same model and draws: the per-row objective's value is the ELBO whatever the weight;
+    the encoder's gradient is the ELBO's plus the weight times the term's."""
+    Y = blobs[0]
+    vae = lvm.VAE(2, neighbor_weight=5.0, **{**SMALL, "max_epochs": 1}).fit(Y)
+    Z = vae._validate_Y(Y, reset=False)
+    rows = torch.arange(64)
+    values, grads = [], []
+    for w in (0.0, 5.0, 10.0):
+        vae.neighbor_weight = w
+        per_row, _ = vae._batch_objective(Z[rows], rows, torch.Generator().manual_seed(3))
+        vae._model.zero_grad()
+        per_row.sum().backward()
+        values.append(per_row.detach())
+        grads.append(torch.cat([p.grad.flatten() for p in vae._model.encoder.parameters()]))
+    torch.testing.assert_close(values[0], values[1], rtol=0, atol=0)
+    torch.testing.assert_close(values[0], values[2], rtol=0, atol=0)
+    # linear in the weight: g(10) - g(5) = g(5) - g(0), and not zero
+    torch.testing.assert_close(grads[2] - grads[1], grads[1] - grads[0], rtol=1e-3, atol=1e-4)
+    assert (grads[1] - grads[0]).abs().max() > 1e-3
+    assert lvm.VAE(2, **{**SMALL, "max_epochs": 1}).fit(Y)._neighbors is None  # w = 0: no graph
+
+
+def test_the_term_makes_the_map_keep_neighbours(blobs):
+    """On six 10-D blobs, the neighbour term keeps more of each row's 15 nearest rows in the 2-D
+    map than the ELBO alone, and the evidence stays a finite bound reported as before."""
+    Y, _ = blobs
+    plain = lvm.VAE(2, **SMALL).fit(Y)
+    mapped = lvm.VAE(2, neighbor_weight=20.0, **SMALL).fit(Y)
+    before = neighbor_overlap(Y, plain.transform(Y))
+    after = neighbor_overlap(Y, mapped.transform(Y))
+    assert after > before + 0.05, (before, after)
+    assert np.isfinite(mapped.score(Y)) and mapped.evidence_kind == plain.evidence_kind
+    assert [set(r) for r in mapped.history_] == [set(r) for r in plain.history_]
+
+
+def test_partial_fit_with_the_term(blobs):
+    Y = blobs[0]
+    vae = lvm.VAE(2, neighbor_weight=5.0, hidden_sizes=(16,), batch_size=64, random_state=0)
+    vae.partial_fit(Y[:200]).partial_fit(Y[200:])
+    assert vae._neighbors.rows.shape[0] == 200  # the graph of the chunk being passed
+    assert np.isfinite(vae.score(Y))
+
+
+def test_neighbor_weight_is_validated():
+    with pytest.raises(ValueError, match="neighbor_weight"):
+        lvm.VAE(2, neighbor_weight=-1.0).fit(np.random.default_rng(0).normal(size=(20, 3)))
