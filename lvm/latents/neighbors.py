@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["NeighborGraph", "neighbor_infonce", "NEIGHBOR_SCALE"]
+__all__ = ["NeighborGraph", "NeighborMap", "neighbor_infonce", "NEIGHBOR_SCALE"]
 
 #: s, the scale of the encoder means the neighbour term sees (see the module docstring).
 NEIGHBOR_SCALE = 10.0
@@ -55,8 +55,7 @@ class NeighborGraph:
         if k < 1:
             self.index = None
             return
-        A = torch.nan_to_num(Z.detach(), nan=0.0).to("cpu", torch.float64).numpy()
-        index = NearestNeighbors(n_neighbors=k).fit(A).kneighbors(return_distance=False)
+        index = NearestNeighbors(n_neighbors=k).fit(_host(Z)).kneighbors(return_distance=False)
         self.index = torch.as_tensor(np.ascontiguousarray(index), device=Z.device)
 
     def sample(self, rows: torch.Tensor, generator) -> torch.Tensor | None:
@@ -88,3 +87,76 @@ def neighbor_infonce(mu: torch.Tensor, mu_neighbor: torch.Tensor,
     d2 = (a.square().sum(1, keepdim=True) + b.square().sum(1) - 2.0 * a @ b.T).clamp_min(0.0)
     logits = -torch.log1p(d2)
     return -(logits.diagonal() - torch.logsumexp(logits, 1))
+
+
+class NeighborMap:
+    r"""The map of a set of reference rows (the training rows' encoder means), against which the
+    means of any rows are refined by the neighbour term.
+
+    For a row y with encoder mean :math:`\mu(y)`, its k nearest reference rows
+    :math:`N_k(y)` (in the data) and the reference rows' means :math:`x_r`, the refined mean is
+    :math:`\mu(y)` followed by ``steps`` Adam steps on
+
+    .. math::
+        L(m) = -\frac1k \sum_{j \in N_k(y)} \log q(m, x_j) + \log \sum_{r} q(m, x_r),
+
+    the contrastive loss of training with all k neighbours as positives and every reference row as
+    a negative (UMAP's and openTSNE's ``transform`` place a new point against the fitted map the
+    same way). Each row's steps depend on that row alone (the loss is summed, Adam is elementwise)
+    and on no random draw, so the result does not depend on the other rows passed with it.
+
+    Parameters
+    ----------
+    Z : torch.Tensor of shape (R, D)
+        The reference rows, standardized (NaN counts as 0, the feature's mean).
+    X : torch.Tensor of shape (R, K)
+        Their means.
+    n_neighbors : int
+    scale : float
+        s (see the module docstring).
+    """
+
+    #: Adam's step size on the means, in units of 1 / s.
+    learning_rate = 0.05
+    #: Rows refined together (memory: this many x R similarities).
+    chunk_rows = 1024
+
+    def __init__(self, Z: torch.Tensor, X: torch.Tensor, n_neighbors: int,
+                 scale: float = NEIGHBOR_SCALE):
+        from sklearn.neighbors import NearestNeighbors
+
+        self.k = max(1, min(int(n_neighbors), Z.shape[0]))
+        self.scale = float(scale)
+        self._search = NearestNeighbors(n_neighbors=self.k).fit(_host(Z))
+        self.X = X.detach() * self.scale
+
+    def refine(self, z: torch.Tensor, mu: torch.Tensor, steps: int) -> torch.Tensor:
+        """The refined means of the rows ``z`` (shape like ``mu``)."""
+        if steps < 1 or z.shape[0] == 0:
+            return mu
+        index = torch.as_tensor(self._search.kneighbors(_host(z), return_distance=False),
+                                device=mu.device)
+        out = []
+        X = self.X.to(mu.dtype)
+        for start in range(0, z.shape[0], self.chunk_rows):
+            m = (mu[start:start + self.chunk_rows].detach() * self.scale).clone()
+            m.requires_grad_(True)
+            positives = index[start:start + self.chunk_rows]
+            opt = torch.optim.Adam([m], lr=self.learning_rate)
+            with torch.enable_grad():
+                for _ in range(int(steps)):
+                    d2 = (m.square().sum(1, keepdim=True) + X.square().sum(1)
+                          - 2.0 * m @ X.T).clamp_min(0.0)
+                    logits = -torch.log1p(d2)
+                    loss = -(torch.gather(logits, 1, positives).mean(1)
+                             - torch.logsumexp(logits, 1)).sum()
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+            out.append(m.detach() / self.scale)
+        return torch.cat(out).to(mu.dtype)
+
+
+def _host(Z: torch.Tensor) -> np.ndarray:
+    """Rows for scikit-learn's neighbour search: on the host, float64, NaN as 0."""
+    return torch.nan_to_num(Z.detach(), nan=0.0).to("cpu", torch.float64).numpy()

@@ -18,7 +18,7 @@ from .._stats import location_and_scale
 from ..evidence import EvidenceEstimate
 from ..evidence.estimators import importance_log_weights
 from ..latents import AmortizedLatent
-from ..latents.neighbors import NeighborGraph, neighbor_infonce
+from ..latents.neighbors import NeighborGraph, NeighborMap, neighbor_infonce
 from ..likelihoods import LIKELIHOODS, GaussianLikelihood
 from ..likelihoods._base import observed_mask
 from .networks import ACTIVATIONS, VAEModule, build_decoder, build_encoder, start_at_affine
@@ -138,7 +138,7 @@ class VAE(GradientLatentModel):
         the cost per step. None: 1 for complete data, 20 when the training data have missing
         entries (MIWAE's choice; with the ELBO, a linear VAE on 30% missing entries ended 6% below
         the exact evidence, with 20 draws within 1%).
-    neighbor_weight : float, default=0.0
+    neighbor_weight : float, default=3.0
         The weight of a neighbour-preservation term on the encoder means (see
         :mod:`lvm.latents.neighbors`): each training step maximizes the mean over the batch of
         ELBO(y_i) - ``neighbor_weight`` * L_i, where L_i is t-SNE's contrastive loss of row i's
@@ -148,12 +148,29 @@ class VAE(GradientLatentModel):
         stays an honest bound or estimate of the decoder's normalized model, ``history_`` and
         early stopping watch the ELBO itself, and the nested start's guarantee holds (the kept
         weights are never worse on the validation ELBO than the linear start). 0 trains the
-        ELBO alone (evidence first); larger values trade held-out evidence for a map that keeps
-        the data's neighbourhoods, as a 2-D map for the eye must (``lvm embed``'s model,
-        ``lvm.cli.MODELS["embed"]``, and ``benchmarks/embed.py``'s trade-off curve).
+        ELBO alone; larger values trade held-out evidence for a map that keeps the data's
+        neighbourhoods, as a 2-D map for the eye must (``lvm embed``'s model,
+        ``lvm.cli.MODELS["embed"]``, uses 1000; ``benchmarks/embed.py`` prints the trade-off
+        curve). The default, 3, was chosen as the weight that organizes the map at no measured
+        cost in evidence (K=2, defaults otherwise): on scikit-learn's digits (standardized,
+        10-fold 1-NN accuracy of the posterior means) 0.799 at 0, 0.836 at 1, 0.881 at 3, 0.910
+        at 10; held-out IWAE on the digits (0..16 + U[0, 1), 80/20) -131.26 +- 0.61 at 0 and
+        -130.80 +- 0.71 at 3; on USPS (train / test) 33.41 and 32.85 at 0, 32.80 and 33.68 at 3
+        (random_state 0 and 1), with test 5-NN accuracy 0.740 and 0.744 at 0, 0.765 and 0.767
+        at 3.
     n_neighbors : int, default=15
         k of the neighbour term's graph (exact k nearest training rows, in the model's
         standardized coordinates; built once per fit, and per chunk in :meth:`partial_fit`).
+    neighbor_refine_steps : int, default=0
+        With ``neighbor_weight > 0``: after fitting, q(x | y) of any row (training or new) has
+        the encoder's variance and the encoder's mean refined by this many Adam steps of the
+        neighbour term against the fitted map of the training rows (at most 10,000 of them; all k
+        nearest as positives, every one as a negative; :class:`lvm.latents.neighbors.NeighborMap`,
+        as UMAP's ``transform`` places new points). ``transform``, ``score_samples`` and every
+        estimate use this one q, a valid proposal like any other: the evidence stays a bound (or
+        estimate) of the same decoder's model. Deterministic and row by row. On USPS it raised
+        the held-out map's trustworthiness from 0.918 to 0.950 and its 5-NN accuracy from 0.884
+        to 0.915 (200 steps). 0 keeps the encoder's q.
     n_importance_samples : int, default=256
         S for ``score_samples`` / ``score`` (evaluated in chunks, memory O(S * chunk * width)).
     device : {"auto", "cpu", "cuda"} or torch.device, default="auto"
@@ -254,13 +271,15 @@ class VAE(GradientLatentModel):
         "train_samples": [positive_int(), None],
         "neighbor_weight": [Interval(numbers.Real, 0, None, closed="left")],
         "n_neighbors": [positive_int()],
+        "neighbor_refine_steps": [Interval(numbers.Integral, 0, None, closed="left")],
     }
 
     def __init__(self, n_components=2, *, hidden_sizes=(256, 256), activation="relu",
                  likelihood="gaussian", noise="per_feature", init="linear", encoder=None,
                  decoder=None, batch_size=128, max_epochs=None, learning_rate=1e-3,
                  validation_fraction=0.1, patience=None, tol=None, train_samples=None,
-                 neighbor_weight=0.0, n_neighbors=15, n_importance_samples=256, device="auto", dtype=None, random_state=None,
+                 neighbor_weight=3.0, n_neighbors=15, neighbor_refine_steps=0,
+                 n_importance_samples=256, device="auto", dtype=None, random_state=None,
                  verbose=False):
         self.n_components = n_components
         self.hidden_sizes = hidden_sizes
@@ -279,6 +298,7 @@ class VAE(GradientLatentModel):
         self.train_samples = train_samples
         self.neighbor_weight = neighbor_weight
         self.n_neighbors = n_neighbors
+        self.neighbor_refine_steps = neighbor_refine_steps
         self.n_importance_samples = n_importance_samples
         self.device = device
         self.dtype = dtype
@@ -375,6 +395,7 @@ class VAE(GradientLatentModel):
         # The neighbour term's graph of the training rows (None: evidence first).
         self._neighbors = (NeighborGraph(Z, int(self.n_neighbors))
                            if self.neighbor_weight > 0 else None)
+        self._map = None  # the fitted map new rows are refined against (set by _finalize)
         if nested:
             self._start_at_linear_model(module, Z)
         dist.broadcast_module(module)  # every rank starts from rank 0's weights
@@ -457,7 +478,10 @@ class VAE(GradientLatentModel):
         return self._train_samples
 
     def _posterior_params(self, Z):
-        return self._model.latent(Z)
+        mu, var = self._model.latent(Z)
+        if self._map is not None:
+            mu = self._map.refine(Z, mu, int(self.neighbor_refine_steps))
+        return mu, var
 
     def _log_likelihood(self, z, x):
         return self._model.likelihood.log_prob(z, self._model.decoder(x), observed_mask(z))
@@ -479,7 +503,20 @@ class VAE(GradientLatentModel):
     def _widest(self) -> int:
         return max([1, *[int(h) for h in tuple(self.hidden_sizes)]])
 
+    #: At most this many training rows make the map that rows are refined against.
+    _MAP_ROWS = 10_000
+
     def _finalize(self) -> None:
+        if self.neighbor_weight > 0 and self.neighbor_refine_steps > 0:
+            rows = self._rows
+            if rows.shape[0] > self._MAP_ROWS:
+                keep = torch.randperm(rows.shape[0], generator=self._generator,
+                                      device=rows.device)[:self._MAP_ROWS]
+                rows = rows[keep.sort().values]
+            self._model.eval()
+            with torch.no_grad():
+                means = torch.cat([self._model.latent(c)[0] for c in rows.split(4096)])
+            self._map = NeighborMap(rows, means, int(self.n_neighbors))
         self.encoder_ = self._model.encoder
         self.decoder_ = self._model.decoder
         likelihood = self._model.likelihood

@@ -87,14 +87,14 @@ def test_the_term_changes_the_gradient_not_the_reported_bound(blobs):
     # linear in the weight: g(10) - g(5) = g(5) - g(0), and not zero
     torch.testing.assert_close(grads[2] - grads[1], grads[1] - grads[0], rtol=1e-3, atol=1e-4)
     assert (grads[1] - grads[0]).abs().max() > 1e-3
-    assert lvm.VAE(2, **{**SMALL, "max_epochs": 1}).fit(Y)._neighbors is None  # w = 0: no graph
+    assert lvm.VAE(2, neighbor_weight=0.0, **{**SMALL, "max_epochs": 1}).fit(Y)._neighbors is None
 
 
 def test_the_term_makes_the_map_keep_neighbours(blobs):
     """On six 10-D blobs, the neighbour term keeps more of each row's 15 nearest rows in the 2-D
     map than the ELBO alone, and the evidence stays a finite bound reported as before."""
     Y, _ = blobs
-    plain = lvm.VAE(2, **SMALL).fit(Y)
+    plain = lvm.VAE(2, neighbor_weight=0.0, **SMALL).fit(Y)
     mapped = lvm.VAE(2, neighbor_weight=20.0, **SMALL).fit(Y)
     before = neighbor_overlap(Y, plain.transform(Y))
     after = neighbor_overlap(Y, mapped.transform(Y))
@@ -114,3 +114,47 @@ def test_partial_fit_with_the_term(blobs):
 def test_neighbor_weight_is_validated():
     with pytest.raises(ValueError, match="neighbor_weight"):
         lvm.VAE(2, neighbor_weight=-1.0).fit(np.random.default_rng(0).normal(size=(20, 3)))
+
+
+def _map_loss(nmap, z, m):
+    index = torch.as_tensor(nmap._search.kneighbors(z.numpy(), return_distance=False))
+    d2 = torch.cdist(m * nmap.scale, nmap.X).square()
+    logits = -torch.log1p(d2)
+    return -(torch.gather(logits, 1, index).mean(1) - torch.logsumexp(logits, 1))
+
+
+def test_neighbor_map_refinement_lowers_each_rows_loss_row_by_row():
+    from lvm.latents.neighbors import NeighborMap
+
+    g = torch.Generator().manual_seed(0)
+    Z = torch.randn(200, 6, generator=g, dtype=torch.float64)
+    X = torch.randn(200, 2, generator=g, dtype=torch.float64)
+    nmap = NeighborMap(Z, X, 10)
+    z = torch.randn(30, 6, generator=g, dtype=torch.float64)
+    mu = torch.randn(30, 2, generator=g, dtype=torch.float64)
+    assert torch.equal(nmap.refine(z, mu, 0), mu)
+    refined = nmap.refine(z, mu, 50)
+    assert (_map_loss(nmap, z, refined) < _map_loss(nmap, z, mu)).all()
+    # each row's result depends on that row alone
+    torch.testing.assert_close(nmap.refine(z[:7], mu[:7], 50), refined[:7], rtol=1e-9, atol=1e-9)
+    # a row whose neighbours sit together in the map is drawn to them
+    far = torch.zeros(200, 2, dtype=torch.float64)
+    near = nmap._search.kneighbors(z[:1].numpy(), return_distance=False)[0]
+    far[near] = torch.tensor([0.8, 0.8], dtype=torch.float64)
+    pulled = NeighborMap(Z, far, 10).refine(z[:1], torch.zeros(1, 2, dtype=torch.float64), 200)
+    assert torch.linalg.norm(pulled - torch.tensor([0.8, 0.8])) < 0.1
+
+
+def test_vae_refines_every_rows_mean_against_its_training_map(blobs):
+    Y, _ = blobs
+    kw = dict(neighbor_weight=20.0, **SMALL)
+    plain = lvm.VAE(2, **kw).fit(Y[:300])
+    refined = lvm.VAE(2, neighbor_refine_steps=30, **kw).fit(Y[:300])
+    assert plain._map is None and refined._map is not None
+    # the same training; only q's mean differs after it
+    np.testing.assert_array_equal(plain.history_[-1]["train"], refined.history_[-1]["train"])
+    X0, X1 = plain.transform(Y[300:]), refined.transform(Y[300:])
+    assert not np.allclose(X0, X1)
+    np.testing.assert_allclose(refined.transform(Y[300:320]), X1[:20], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(refined.transform(Y[300:]), X1)  # deterministic
+    assert np.isfinite(refined.score(Y[300:]))
