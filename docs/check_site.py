@@ -36,7 +36,7 @@ from urllib.parse import unquote, urlsplit
 
 HERE = Path(__file__).resolve().parent
 #: Submodules whose ``__all__`` is documented in api.rst, as public names of their own.
-PUBLIC_SUBMODULES = ("evidence", "likelihoods", "latents", "datasets", "plot", "settings")
+PUBLIC_SUBMODULES = ("evidence", "likelihoods", "latents", "datasets", "plot", "metrics", "settings")
 #: Pages opened in the browser: the index and one page of each gallery.
 BROWSER_PAGES = ("index.html", "auto_examples/essay_evidence.html",
                  "user_guide/prior_monte_carlo.html", "api.html")

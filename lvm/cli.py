@@ -55,7 +55,8 @@ MODELS = {
     # lvm embed's default: the VAE with the neighbour term (map first; its evidence is still a
     # bound of its own decoder's model). See benchmarks/embed.py for its measurements.
     "embed": ("VAE", {"neighbor_weight": 1000.0, "batch_size": 512, "learning_rate": 3e-3,
-                      "validation_fraction": 0.0, "max_epochs": 150}, {"max_epochs": 40}),
+                      "validation_fraction": 0.0, "max_epochs": 150,
+                      "neighbor_refine_steps": 200}, {"max_epochs": 40}),
 }
 
 #: ``lvm demo``'s estimators, all its settings in one place: key -> (lvm class, keyword arguments).

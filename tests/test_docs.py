@@ -13,7 +13,8 @@ import lvm
 
 API_RST = Path(__file__).resolve().parents[1] / "docs" / "api.rst"
 #: Submodules whose ``__all__`` the reference documents (keep in step with docs/check_site.py).
-PUBLIC_SUBMODULES = ("evidence", "likelihoods", "latents", "datasets", "plot", "settings")
+PUBLIC_SUBMODULES = ("evidence", "likelihoods", "latents", "datasets", "plot", "metrics",
+                     "settings")
 
 
 def public_names() -> set:

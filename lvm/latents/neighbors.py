@@ -98,11 +98,11 @@ class NeighborMap:
     :math:`\mu(y)` followed by ``steps`` Adam steps on
 
     .. math::
-        L(m) = -\frac1k \sum_{j \in N_k(y)} \log q(m, x_j) + \log \sum_{r} q(m, x_r),
+        L(m) = -\frac1k \sum_{j \in N_k(y)} \log q(m, x_j) + \log \sum_{r \in R'} q(m, x_r),
 
-    the contrastive loss of training with all k neighbours as positives and every reference row as
-    a negative (UMAP's and openTSNE's ``transform`` place a new point against the fitted map the
-    same way). Each row's steps depend on that row alone (the loss is summed, Adam is elementwise)
+    the contrastive loss of training with all k neighbours as positives and a fixed, evenly
+    spaced subset R' of at most ``n_negatives`` reference rows as negatives (UMAP's and
+    openTSNE's ``transform`` place a new point against the fitted map the same way). Each row's steps depend on that row alone (the loss is summed, Adam is elementwise)
     and on no random draw, so the result does not depend on the other rows passed with it.
 
     Parameters
@@ -118,8 +118,10 @@ class NeighborMap:
 
     #: Adam's step size on the means, in units of 1 / s.
     learning_rate = 0.05
-    #: Rows refined together (memory: this many x R similarities).
+    #: Rows refined together (memory: this many x n_negatives similarities).
     chunk_rows = 1024
+    #: At most this many reference rows serve as negatives.
+    n_negatives = 1024
 
     def __init__(self, Z: torch.Tensor, X: torch.Tensor, n_neighbors: int,
                  scale: float = NEIGHBOR_SCALE):
@@ -129,6 +131,8 @@ class NeighborMap:
         self.scale = float(scale)
         self._search = NearestNeighbors(n_neighbors=self.k).fit(_host(Z))
         self.X = X.detach() * self.scale
+        step = -(-X.shape[0] // self.n_negatives)  # ceil: at most n_negatives rows
+        self.negatives = self.X[::step]
 
     def refine(self, z: torch.Tensor, mu: torch.Tensor, steps: int) -> torch.Tensor:
         """The refined means of the rows ``z`` (shape like ``mu``)."""
@@ -137,19 +141,18 @@ class NeighborMap:
         index = torch.as_tensor(self._search.kneighbors(_host(z), return_distance=False),
                                 device=mu.device)
         out = []
-        X = self.X.to(mu.dtype)
+        negatives = self.negatives.to(mu.dtype)
         for start in range(0, z.shape[0], self.chunk_rows):
             m = (mu[start:start + self.chunk_rows].detach() * self.scale).clone()
             m.requires_grad_(True)
-            positives = index[start:start + self.chunk_rows]
+            positives = self.X.to(mu.dtype)[index[start:start + self.chunk_rows]]  # (n, k, K)
             opt = torch.optim.Adam([m], lr=self.learning_rate)
             with torch.enable_grad():
                 for _ in range(int(steps)):
-                    d2 = (m.square().sum(1, keepdim=True) + X.square().sum(1)
-                          - 2.0 * m @ X.T).clamp_min(0.0)
-                    logits = -torch.log1p(d2)
-                    loss = -(torch.gather(logits, 1, positives).mean(1)
-                             - torch.logsumexp(logits, 1)).sum()
+                    d2 = (m.square().sum(1, keepdim=True) + negatives.square().sum(1)
+                          - 2.0 * m @ negatives.T).clamp_min(0.0)
+                    attraction = -torch.log1p((m.unsqueeze(1) - positives).square().sum(-1))
+                    loss = -(attraction.mean(1) - torch.logsumexp(-torch.log1p(d2), 1)).sum()
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()

@@ -117,9 +117,10 @@ def test_neighbor_weight_is_validated():
 
 
 def _map_loss(nmap, z, m):
+    """The refinement's loss, by cdist (all reference rows are negatives when R <= 1024)."""
+    assert nmap.negatives.shape[0] == nmap.X.shape[0]
     index = torch.as_tensor(nmap._search.kneighbors(z.numpy(), return_distance=False))
-    d2 = torch.cdist(m * nmap.scale, nmap.X).square()
-    logits = -torch.log1p(d2)
+    logits = -torch.log1p(torch.cdist(m * nmap.scale, nmap.X).square())
     return -(torch.gather(logits, 1, index).mean(1) - torch.logsumexp(logits, 1))
 
 
@@ -158,3 +159,12 @@ def test_vae_refines_every_rows_mean_against_its_training_map(blobs):
     np.testing.assert_allclose(refined.transform(Y[300:320]), X1[:20], rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(refined.transform(Y[300:]), X1)  # deterministic
     assert np.isfinite(refined.score(Y[300:]))
+
+
+def test_neighbor_map_negatives_are_an_even_subset_of_at_most_n_negatives():
+    from lvm.latents.neighbors import NeighborMap
+
+    Z, X = torch.zeros(3000, 3), torch.arange(6000.0).reshape(3000, 2)
+    nmap = NeighborMap(Z, X, 5)
+    assert nmap.negatives.shape == (1000, 2)  # every 3rd row: ceil(3000 / 1024) = 3
+    torch.testing.assert_close(nmap.negatives, X[::3] * nmap.scale)
