@@ -22,9 +22,10 @@ the CPU, whether the fitted model (every tensor, module and generator it holds) 
 synchronizations per training step.
 
 **Syncs per step**: a short fit on the first rows (3 epochs of 20 minibatch steps; for the
-collapsed GPLVM 1,000 rows and epochs of 20 L-BFGS iterations) runs under the torch profiler, which records every ``cudaStreamSynchronize``, ``cudaDeviceSynchronize``,
-``cudaEventSynchronize`` and synchronous ``cudaMemcpy`` (an ``.item()``, a ``bool()`` of a tensor,
-a copy to the host). A marker at each epoch's end (``lvm.settings.on_epoch``) splits them by
+collapsed GPLVM 1,000 rows and epochs of 20 L-BFGS iterations) runs under the torch profiler,
+which records every ``cudaStreamSynchronize``, ``cudaDeviceSynchronize``,
+``cudaEventSynchronize`` and synchronous ``cudaMemcpy`` (an ``.item()``, a ``bool()`` of a
+tensor, a copy to the host). A marker at each epoch's end (``lvm.settings.on_epoch``) splits them by
 epoch; the most in any one epoch after the first (which holds the set-up), over the steps of an
 epoch, is the figure. An epoch's own bookkeeping (its objective and validation reaching the host
 once) is in it, so "none per step" reads as a small number of syncs per epoch that does not grow
