@@ -25,7 +25,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from .._base import LatentVariableModel
 from .._distributed import check_same_features, is_distributed
-from .._stats import GaussianStats, chunk_rows
+from .._stats import GaussianStats, block_rows, chunk_rows
 from .._validation import positive_int
 from ..evidence import average_log_likelihood, linear_gaussian_posterior, low_rank_gaussian_log_prob
 from ..evidence.masked import masked_conditional, masked_low_rank_gaussian_log_prob
@@ -54,7 +54,11 @@ class LinearGaussianModel(LatentVariableModel):
     # needs only the statistics of z, n, (m - location_) / scale_ and S / scale_^2, which follow
     # from those of y (n, m, S) that the data gate computed in its one pass over the rows.
     def _data_stats(self, T: torch.Tensor) -> GaussianStats:
-        return GaussianStats.of(T, diagonal=not self._fits_from_stats(T))
+        return GaussianStats.of(T, diagonal=not self._fits_from_stats(T), rows=self._block(T))
+
+    def _block(self, T: torch.Tensor) -> int:
+        """Rows per block of the statistics: at most ``chunk_size`` (memory O(chunk_size D))."""
+        return block_rows(T.shape[1], T.device, self.chunk_size)
 
     def _fits_from_stats(self, T: torch.Tensor) -> bool:
         """Whether the model of complete rows ``T`` follows from their D x D scatter."""
@@ -62,7 +66,7 @@ class LinearGaussianModel(LatentVariableModel):
 
     def _z_stats(self, T: torch.Tensor) -> GaussianStats:
         """This rank's statistics of the standardized rows, from those of the raw rows ``T``."""
-        stats = GaussianStats.of(T)
+        stats = GaussianStats.of(T, rows=self._block(T))
         if stats.is_finite():
             return stats.standardized(self._loc, self._scale)
         if bool(torch.isnan(T).any()):

@@ -51,6 +51,12 @@ def test_chunks_with_fewer_rows_than_features_equal_fit(tmp_path):
     assert_same_model(inc, whole, Y)
 
 
+@pytest.mark.parametrize("Est", [lvm.PPCA, lvm.FactorAnalysis])
+def test_chunk_size_bounds_the_blocks_and_changes_nothing(big, Est):
+    assert_same_model(Est(3, device="cpu", chunk_size=7).fit(big), Est(3, device="cpu").fit(big),
+                      big)
+
+
 def test_partial_fit_with_changed_features_is_rejected(big):
     model = lvm.PPCA(3, device="cpu").partial_fit(big[:100])
     with pytest.raises(ValueError, match="X has 14 features, but PPCA is expecting 15"):
