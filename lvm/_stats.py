@@ -69,28 +69,33 @@ class GaussianStats:
     def of(cls, Y: torch.Tensor, *, diagonal: bool = False, rows: int | None = None
            ) -> "GaussianStats":
         """The statistics of the rows of ``Y`` (N, D), in one pass over blocks of ``rows`` rows
-        (default :func:`block_rows`), each centred on its own mean and merged (Chan et al.)."""
+        (default :func:`block_rows`), each centred on its own mean and merged (Chan et al.).
+
+        The blocks are taken relative to the first row, y - y_1: their means then carry rounding
+        errors of the spread's size, not the offset's, which matters because a block mean's error
+        enters the merged scatter to first order."""
         N, D = Y.shape
         rows = rows or block_rows(D, Y.device)
-        mean = torch.zeros(D, dtype=torch.float64, device=Y.device)
+        shift = Y[0].to(torch.float64) if N else Y.new_zeros(D, dtype=torch.float64)
+        mean = torch.zeros(D, dtype=torch.float64, device=Y.device)  # of y - shift
         scatter = torch.zeros((D,) if diagonal else (D, D), dtype=torch.float64, device=Y.device)
         buffer = torch.empty((min(rows, N), D), dtype=torch.float64, device=Y.device)
         ones = torch.ones(min(rows, N), dtype=torch.float64, device=Y.device)
         n = 0
         for block in chunk_rows(N, rows):
-            R = buffer[: block.stop - block.start].copy_(Y[block])  # in cache, in float64
-            m = R.shape[0]
+            m = block.stop - block.start
+            R = torch.sub(Y[block], shift, out=buffer[:m])  # in cache, in float64
             block_mean = torch.mv(R.T, ones[:m]) / m  # (a matrix-vector product beats .sum(0))
             R.sub_(block_mean)
             if diagonal:
-                scatter.add_(R.mul_(R).sum(0))
+                scatter.add_(torch.mv(R.mul_(R).T, ones[:m]))
             else:
                 scatter.addmm_(R.T, R)
             d = block_mean - mean
             scatter.add_(_outer(d, diagonal), alpha=n * m / (n + m))
             mean.add_(d, alpha=m / (n + m))
             n += m
-        return cls(n, mean, scatter)
+        return cls(n, mean + shift, scatter)
 
     def is_finite(self) -> bool:
         """False when the rows held a NaN or an infinity (or squares beyond float64's range)."""
