@@ -49,6 +49,7 @@ from sklearn.utils.validation import check_is_fitted, check_random_state, valida
 
 from . import _distributed as dist
 from . import settings
+from ._stats import GaussianStats
 from ._training import NumericalError
 from ._validation import Interval, StrOptions, check_positive_int
 
@@ -247,6 +248,26 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         With ``reset`` the standardization is fitted to these rows (over all ranks under
         torch.distributed) before it is applied.
         """
+        return self._standardize(self._check_Y(Y, reset=reset, min_samples=min_samples)[0])
+
+    def _check_Y(self, Y, *, reset: bool, min_samples: int = 1):
+        """The data gate: check ``Y``; with ``reset`` fit the standardization to it.
+
+        Complete data (the common case) cost one pass: on ``reset`` the statistics the
+        standardization needs (:meth:`_data_stats`, blockwise, see :mod:`lvm._stats`) are
+        computed first, and their being finite proves that no entry is NaN or infinite; without
+        ``reset`` one sum does. Only when that fails are single entries searched (infinity, rows
+        with nothing observed) and the moments taken over the observed entries.
+
+        Returns
+        -------
+        T : torch.Tensor of shape (n_samples, n_features)
+            The rows in the data's units, in the working dtype (float64 for float64 data) on the
+            model's device; :meth:`_standardize` maps them to the model's coordinates.
+        stats : GaussianStats or None
+            With ``reset`` and complete rows (on every rank), the statistics of every rank's rows
+            in the data's units that the standardization was fitted to; None otherwise.
+        """
         if isinstance(Y, torch.Tensor):
             T = self._check_tensor(Y, name="Y", reset=reset, min_samples=min_samples)
         else:
@@ -267,14 +288,36 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
                 Yn = np.array(Yn)
             Yn = np.ascontiguousarray(Yn)  # torch rejects negative strides (e.g. Y[::-1])
             T = torch.as_tensor(Yn).to(self._device)
-        if self._allow_nan:
+        stats = None
+        if reset and self._standardizes():
+            stats = self._data_stats(T)
+            if not dist.min_int(int(stats.is_finite())):  # every rank decides alike
+                stats = None
+            complete = stats is not None
+        else:  # the arrays' own checks ruled out NaN unless the family models it
+            complete = not self._allow_nan or bool(torch.isfinite(T.sum()))
+        if not complete and self._allow_nan:
             self._check_missing(T)
-        self._likelihood_class().check_support(T, None if not self._allow_nan
-                                               else ~torch.isnan(T))
+        self._likelihood_class().check_support(T, None if complete else ~torch.isnan(T))
         if reset:
             self._check_training_data(T)
-            self._fit_standardization(T)
-        return self._standardize(T)
+            stats = self._global_stats(stats)
+            self._fit_standardization(T, stats)
+        return T, stats
+
+    def _data_stats(self, T: torch.Tensor):
+        """This rank's statistics of the training rows for the standardization: per feature
+        (the diagonal scatter, O(N D)); the linear family takes the full scatter it fits from."""
+        return GaussianStats.of(T, diagonal=True)
+
+    @staticmethod
+    def _global_stats(stats):
+        """The statistics of every rank's rows (the same on every rank); ``stats`` itself
+        without a process group, or when None."""
+        if stats is None or not dist.is_distributed():
+            return stats
+        dist.check_same_features(stats.mean.shape[0], stats.mean.device)
+        return stats.all_reduce()
 
     #: Whether NaN in Y means "missing" (the family evaluates the evidence of the observed entries).
     _allow_nan = False
@@ -303,12 +346,18 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         # next to the spread must not be rounded away in a float32 model.
         return torch.float64 if dtype == torch.float64 else self._dtype
 
-    def _fit_standardization(self, T: torch.Tensor) -> None:
+    def _fit_standardization(self, T: torch.Tensor, stats=None) -> None:
+        """``location_`` and ``scale_`` from the statistics of every rank's complete rows
+        (``stats``), or else from the moments of the observed entries of ``T``."""
         D = T.shape[1]
         if not self._standardizes():
             self._loc, self._scale = None, 1.0
         else:
-            counts, mean, ss = dist.moments(T)
+            if stats is not None:
+                counts = torch.full((D,), float(stats.n), dtype=torch.float64, device=T.device)
+                mean, ss = stats.mean, stats.feature_scatter
+            else:
+                counts, mean, ss = dist.moments(T)
             if bool((counts == 0).any()):
                 cols = torch.nonzero(counts == 0).flatten().tolist()
                 raise ValueError(
@@ -355,8 +404,11 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             raise ValueError(f"{name} has 0 feature(s) (shape={tuple(T.shape)}); need at least 1.")
         dtype = T.dtype if T.dtype in (torch.float32, torch.float64) else torch.float64
         T = T.to(device=self._device, dtype=self._working_dtype(dtype))
-        finite = torch.isfinite(T) | (torch.isnan(T) if self._allow_nan and name == "Y" else False)
-        if not bool(finite.all()):
+        # One sum proves complete data finite; only a non-finite sum needs the search by entry.
+        finite = bool(torch.isfinite(T.sum())) or bool(
+            (torch.isfinite(T) | (torch.isnan(T) if self._allow_nan and name == "Y" else False))
+            .all())
+        if not finite:
             if name == "Y" and not self._allow_nan and not bool(torch.isinf(T).any()):
                 raise ValueError(self._no_missing_values_message())
             raise ValueError(f"Input {name} contains " + ("infinity" if self._allow_nan
@@ -438,10 +490,16 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         with self._fitting():
             self._setup(Y)
             with self._threads(Y):
-                Z = self._validate_Y(Y, reset=True, min_samples=self._min_samples)
-                self._check_data_hyperparameters(Z)
-                self._fit(Z)
+                self._fit_checked(*self._check_Y(Y, reset=True, min_samples=self._min_samples))
         return self
+
+    def _fit_checked(self, T: torch.Tensor, stats) -> None:
+        """Fit to the rows the gate passed (see :meth:`_check_Y`): standardize them, check the
+        hyper-parameters against them, :meth:`_fit`. The linear family instead folds the
+        standardization into ``stats`` when it can (no standardized copy of the rows)."""
+        Z = self._standardize(T)
+        self._check_data_hyperparameters(Z)
+        self._fit(Z)
 
     @contextlib.contextmanager
     def _fitting(self):
@@ -457,9 +515,11 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
                 self._abort()
             raise
 
-    def _partial_fit(self, Y, chunk_fn, min_samples: int = 1):
+    def _partial_fit(self, Y, chunk_fn, min_samples: int = 1, *, raw: bool = False):
         """The template of ``partial_fit``: the first chunk sets the model up as ``fit`` does
-        (``chunk_fn(Z, first=True)``), later chunks are checked against it (same features)."""
+        (``chunk_fn(Z, first=True)``), later chunks are checked against it (same features).
+        With ``raw`` the chunk function gets the gate's rows in the data's units and their
+        statistics instead, ``chunk_fn(T, stats, first=...)`` (see :meth:`_check_Y`)."""
         first = not self._is_fitted()
         if first:
             self._reset()
@@ -467,10 +527,14 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             if first:
                 self._setup(Y)
             with self._threads(Y):
-                Z = self._validate_Y(Y, reset=first, min_samples=min_samples if first else 1)
+                T, stats = self._check_Y(Y, reset=first, min_samples=min_samples if first else 1)
+                Z = T if raw else self._standardize(T)
                 if first:
                     self._check_data_hyperparameters(Z)
-                chunk_fn(Z, first=first)
+                if raw:
+                    chunk_fn(T, stats, first=first)
+                else:
+                    chunk_fn(Z, first=first)
         return self
 
     def transform(self, Y, return_std: bool = False):

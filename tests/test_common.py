@@ -104,9 +104,11 @@ def test_scale_and_shift_give_the_same_model_and_a_shifted_score(name, c, data):
         assert s == pytest.approx(s_ref + shift, rel=1e-9, abs=1e-8 * max(1.0, abs(shift)))
     else:
         # The same fit up to rounding; the evaluation draws are keyed by the rows' bits, so the
-        # score differs by the estimator's Monte Carlo error only.
+        # score differs by the estimator's Monte Carlo error and the training's sensitivity to
+        # rounding only: six copies of Y perturbed by 1e-15 relative give SVI GPLVM scores
+        # 0.08 nats apart (5 epochs on 200 rows), hence 0.1.
         np.testing.assert_allclose(X, X_ref, atol=1e-3)
-        assert s - shift == pytest.approx(s_ref, abs=0.05)
+        assert s - shift == pytest.approx(s_ref, abs=0.1)
     R_ref = ref.inverse_transform(X_ref)
     np.testing.assert_allclose(moved.inverse_transform(X), c * R_ref + b,
                                rtol=1e-4, atol=1e-3 * c)
@@ -146,10 +148,10 @@ def test_a_failed_fit_leaves_the_estimator_unfitted_not_stale(name, data, monkey
     model = FACTORIES[name]().fit(Y)
     assert np.isfinite(model.score(Y_test))
 
-    def broken(self, Z):
+    def broken(self, T, stats):  # every family's fit after the data gate
         raise _Stop("a bug in the family's math")
 
-    monkeypatch.setattr(type(model), "_fit", broken)
+    monkeypatch.setattr(type(model), "_fit_checked", broken)
     with pytest.raises(_Stop):
         model.fit(2 * Y)
     with pytest.raises(NotFittedError):

@@ -25,7 +25,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from .._base import LatentVariableModel
 from .._distributed import check_same_features, is_distributed
-from .._stats import GaussianStats, chunk_rows
+from .._stats import GaussianStats, block_rows, chunk_rows
 from .._validation import positive_int
 from ..evidence import average_log_likelihood, linear_gaussian_posterior, low_rank_gaussian_log_prob
 from ..evidence.masked import masked_conditional, masked_low_rank_gaussian_log_prob
@@ -50,16 +50,38 @@ class LinearGaussianModel(LatentVariableModel):
     }
 
     # --- statistics ---------------------------------------------------------------------------
-    def _stats_of(self, Z: torch.Tensor) -> GaussianStats:
-        if bool(torch.isnan(Z).any()):
+    # Complete data are never standardized row by row: the model of z = (y - location_) / scale_
+    # needs only the statistics of z, n, (m - location_) / scale_ and S / scale_^2, which follow
+    # from those of y (n, m, S) that the data gate computed in its one pass over the rows.
+    def _data_stats(self, T: torch.Tensor) -> GaussianStats:
+        return GaussianStats.of(T, diagonal=not self._fits_from_stats(T), rows=self._block(T))
+
+    def _block(self, T: torch.Tensor) -> int:
+        """Rows per block of the statistics: at most ``chunk_size`` (memory O(chunk_size D))."""
+        return block_rows(T.shape[1], T.device, self.chunk_size)
+
+    def _fits_from_stats(self, T: torch.Tensor) -> bool:
+        """Whether the model of complete rows ``T`` follows from their D x D scatter."""
+        return True
+
+    def _z_stats(self, T: torch.Tensor) -> GaussianStats:
+        """This rank's statistics of the standardized rows, from those of the raw rows ``T``."""
+        stats = GaussianStats.of(T, rows=self._block(T))
+        if stats.is_finite():
+            return stats.standardized(self._loc, self._scale)
+        if bool(torch.isnan(T).any()):
             raise ValueError(
                 f"{type(self).__name__}.partial_fit and streamed fits need complete rows (their "
                 "sufficient statistics do not exist with missing values); fit() handles NaN by "
                 "EM over the observed entries.")
-        stats = GaussianStats(0, None, None)
-        for rows in chunk_rows(Z.shape[0], self.chunk_size):
-            stats = stats.merge(GaussianStats.of(Z[rows]))
-        return stats
+        return GaussianStats.of(self._standardize(T))  # squares beyond float64: standardize first
+
+    def _fit_checked(self, T, stats) -> None:
+        if not _has_scatter(stats):  # missing values, or PPCA's thin SVD: fit the rows
+            super()._fit_checked(T, stats)
+            return
+        self._check_data_hyperparameters(T)
+        self._fit_to(stats.standardized(self._loc, self._scale))
 
     def fit(self, Y, y=None):
         """Fit the exact maximum-likelihood model.
@@ -88,10 +110,11 @@ class LinearGaussianModel(LatentVariableModel):
         return super().fit(Y, y)
 
     def _fit(self, Z: torch.Tensor) -> None:
+        """Rows in the model's coordinates: with missing values (or squares beyond float64)."""
         if bool(torch.isnan(Z).any()):
             self._fit_missing(Z)
         else:
-            self._fit_to(self._global(self._stats_of(Z)))
+            self._fit_to(self._global(GaussianStats.of(Z)))
 
     def _fit_missing(self, Z: torch.Tensor) -> None:
         """Maximum likelihood of the observed entries by exact EM (see the module docstring)."""
@@ -136,11 +159,14 @@ class LinearGaussianModel(LatentVariableModel):
             self._setup(np.empty((0, 0), dtype=reader.dtype))
             stats, first = GaussianStats(0, None, None), True
             for block in reader:
-                chunk = self._validate_Y(block, reset=first)
+                T, block_stats = self._check_Y(block, reset=first)
                 if first:
-                    self._check_data_hyperparameters(chunk)
+                    self._check_data_hyperparameters(T)
                     first = False
-                stats = stats.merge(self._stats_of(chunk))
+                if _has_scatter(block_stats) and not is_distributed():  # (else every rank's)
+                    stats = stats.merge(block_stats.standardized(self._loc, self._scale))
+                else:
+                    stats = stats.merge(self._z_stats(T))
             if stats.n < self._min_samples:
                 raise ValueError(f"Found {stats.n} sample(s) in {source!r}; need at least "
                                  f"{self._min_samples}.")
@@ -167,14 +193,17 @@ class LinearGaussianModel(LatentVariableModel):
         object
             The updated estimator.
         """
-        def chunk(Z, first):
+        def chunk(T, stats, first):
             if not first and self._stats is None:
                 raise ValueError(f"This {type(self).__name__} was fitted to data with missing "
                                  "values; partial_fit cannot continue it. Refit with fit().")
-            stats = self._global(self._stats_of(Z))
+            if _has_scatter(stats):  # the first chunk's, every rank's, from the data gate
+                stats = stats.standardized(self._loc, self._scale)
+            else:  # later chunks (and a first one with NaN, or PPCA's with N < D)
+                stats = self._global(self._z_stats(T))
             self._fit_to(stats if first else self._stats.merge(stats))
 
-        return self._partial_fit(Y, chunk)
+        return self._partial_fit(Y, chunk, raw=True)
 
     def _fit_to(self, stats: GaussianStats, spectrum=None) -> None:
         """The exact model of the rows ``stats`` summarize (standardized coordinates);
@@ -256,6 +285,12 @@ class LinearGaussianModel(LatentVariableModel):
         W = self._W.to(torch.float64)
         C = (W @ W.T + torch.diag(self._noise.to(torch.float64))) * self._scale ** 2
         return C.cpu().numpy()
+
+
+def _has_scatter(stats) -> bool:
+    """Whether the data gate's ``stats`` hold the D x D scatter the model follows from (not None
+    after missing values, not only its diagonal)."""
+    return stats is not None and stats.scatter.dim() == 2
 
 
 class _ChunkReader:

@@ -127,8 +127,14 @@ class PPCA(LinearGaussianModel):
                 f"{n} samples and {d} features. Pass an integer n_components."
             )
 
+    def _fits_from_stats(self, T):
+        return not self._thin(T)
+
+    def _thin(self, Z) -> bool:
+        return Z.shape[0] < Z.shape[1] and self.n_components != "auto" and not is_distributed()
+
     def _fit(self, Z):
-        if Z.shape[0] < Z.shape[1] and self.n_components != "auto" and not is_distributed():
+        if self._thin(Z) and not bool(torch.isnan(Z).any()):
             # Fewer samples than features: the thin SVD of the centred data is cheaper than a
             # D x D eigendecomposition and gives the same spectrum (padded with zeros); its root
             # stands in for the scatter, formed only if partial_fit later merges more rows.

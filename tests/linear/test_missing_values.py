@@ -36,6 +36,18 @@ def test_score_samples_of_partly_observed_rows_equal_a_brute_force_gaussian(Est)
     assert m.log_evidence_ == pytest.approx(m.score_samples(Y).sum(), rel=1e-8)
 
 
+def test_ppca_with_fewer_rows_than_features_and_holes_fits_by_em():
+    """With N < D complete data take the thin SVD; with NaN they take EM like any other shape
+    (the SVD of data with holes failed with a LinAlgError before)."""
+    Y = _holes(lvm.datasets.make_ppca(12, 30, 2, noise=0.2, random_state=0).Y, 0.1)
+    m = lvm.PPCA(2, device="cpu", tol=1e-12).fit(Y)
+    C = m.get_covariance()
+    brute = sum(multivariate_normal(m.mean_[o], C[np.ix_(o, o)]).logpdf(y[o])
+                for y, o in ((y, ~np.isnan(y)) for y in Y))
+    assert m.converged_ and m.n_iter_ > 1
+    assert m.log_evidence_ == pytest.approx(brute, rel=1e-8)
+
+
 @pytest.mark.parametrize("Est", [lvm.PPCA, lvm.FactorAnalysis])
 def test_complete_rows_are_unchanged(Est):
     Y = lvm.datasets.make_ppca(400, 6, 2, noise=0.2, random_state=0).Y

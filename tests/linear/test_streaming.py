@@ -38,6 +38,25 @@ def test_fit_on_memmap_and_npy_path_equals_fit(big, tmp_path):
     assert_same_model(lvm.PPCA(3, device="cpu", chunk_size=700).fit(str(path)), whole, big)
 
 
+def test_chunks_with_fewer_rows_than_features_equal_fit(tmp_path):
+    """PPCA fits N < D by a thin SVD; a stream of such chunks still merges full statistics."""
+    Y = lvm.datasets.make_ppca(300, 40, 3, noise=0.2, random_state=0).Y * 7 + 1e4
+    whole = lvm.PPCA(3, device="cpu").fit(Y)
+    np.save(tmp_path / "Y.npy", Y)
+    assert_same_model(lvm.PPCA(3, device="cpu", chunk_size=20).fit(str(tmp_path / "Y.npy")),
+                      whole, Y)
+    inc = lvm.PPCA(3, device="cpu")
+    for chunk in np.array_split(Y, 15):
+        inc.partial_fit(chunk)
+    assert_same_model(inc, whole, Y)
+
+
+@pytest.mark.parametrize("Est", [lvm.PPCA, lvm.FactorAnalysis])
+def test_chunk_size_bounds_the_blocks_and_changes_nothing(big, Est):
+    assert_same_model(Est(3, device="cpu", chunk_size=7).fit(big), Est(3, device="cpu").fit(big),
+                      big)
+
+
 def test_partial_fit_with_changed_features_is_rejected(big):
     model = lvm.PPCA(3, device="cpu").partial_fit(big[:100])
     with pytest.raises(ValueError, match="X has 14 features, but PPCA is expecting 15"):
