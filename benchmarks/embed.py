@@ -12,14 +12,15 @@ held-out rows with ``transform``, then, with :mod:`lvm.metrics` for every method
 * fit seconds and ``transform`` seconds per 1000 rows.
 
 Data sets (``--datasets``): ``usps`` (the official 7291 training and 2007 test digits, intensities
-in [0, 1] as stored), ``digits`` (scikit-learn's 8 x 8 digits, standardized per feature, 80/20
-stratified split) and ``oil`` (oil flow, the 1000 training and 1000 test rows, raw). Data files
-are read from ../shared/data; an absent one is skipped with a note. umap-learn and openTSNE
-(``pip install -e ".[bench]"``) are skipped with a note when not installed.
+in [0, 1] as stored), ``digits`` (scikit-learn's 8 x 8 digits, the pixels not blank in every
+training image, standardized per feature, 80/20 stratified split) and ``oil`` (oil flow, the
+1000 training and 1000 test rows, raw). Data files are read from ../shared/data; an absent one is
+skipped with a note. umap-learn and openTSNE (``pip install -e ".[bench]"``) are skipped with a
+note when not installed.
 
-lvm's models are built from :data:`lvm.cli.MODELS`, as ``lvm embed`` builds them: ``embed``
-(the map-first VAE, ``lvm embed``'s default), and the families' defaults (evidence first, as
-``lvm.compare`` uses them). Last, the map/evidence trade-off curve: the embed model at several
+lvm's models are built from :data:`lvm.cli.MODELS` by :func:`lvm.cli.build_model`, as ``lvm
+embed`` builds them: ``embed`` (the map-first VAE, ``lvm embed``'s default), and the families'
+settings as ``lvm compare`` uses them (evidence first). Last, the map/evidence trade-off curve: the embed model at several
 ``neighbor_weight`` values (0 is the evidence-first VAE on the same settings).
 
     python benchmarks/embed.py                         # USPS, every method (about 15 minutes)
@@ -95,9 +96,11 @@ def load(name):
         d = load_digits()
         Ya, Yb, la, lb = train_test_split(d.data, d.target, test_size=0.2, stratify=d.target,
                                           random_state=0)
-        scaler = StandardScaler().fit(Ya)
-        return (scaler.transform(Ya), la, scaler.transform(Yb), lb,
-                "scikit-learn digits, 1437 train / 360 test, 64 pixels standardized")
+        keep = Ya.std(0) > 0  # pixels blank in every training image carry no information
+        scaler = StandardScaler().fit(Ya[:, keep])
+        return (scaler.transform(Ya[:, keep]), la, scaler.transform(Yb[:, keep]), lb,
+                f"scikit-learn digits, 1437 train / 360 test, the {keep.sum()} pixels not blank "
+                "in every training image, standardized")
     raise ValueError(f"unknown data set {name!r}")
 
 
