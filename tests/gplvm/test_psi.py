@@ -97,6 +97,7 @@ def test_weighted_psi2_is_the_weighted_sum_of_per_point(monkeypatch, problem, na
     import lvm.gplvm.psi as psi
 
     monkeypatch.setattr(psi, "PSI2_CHUNK", chunk)
+    monkeypatch.setattr(psi, "PSI2_UNCHUNKED_ELEMENTS", 0)
     mu, var, Z, _ = problem
     k = _kernel(name)
     w = torch.rand(N, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
@@ -136,6 +137,7 @@ def test_psi2_chunked_sum_matches(monkeypatch, problem, name):
     k = _kernel(name)
     full = psi.psi_statistics(k, mu, var, Z)
     monkeypatch.setattr(psi, "PSI2_CHUNK", 4)
+    monkeypatch.setattr(psi, "PSI2_UNCHUNKED_ELEMENTS", 0)
     chunked = psi.psi_statistics(k, mu, var, Z)
     torch.testing.assert_close(full.psi2, chunked.psi2, rtol=1e-12, atol=1e-12)
 
