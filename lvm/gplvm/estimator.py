@@ -217,6 +217,19 @@ class BayesianGPLVM(GradientLatentModel):
     estimate log p(y_o); :class:`lvm.LatentImputer` fills the NaN with E[y_m | y_o] by importance
     sampling from q(x*). A row needs at least one observed entry.
 
+    **2-D maps and per-feature noise.** On scikit-learn's digits, standardized (1797 x 64, Q = 2,
+    defaults, random_state=0), the 10-fold 1-NN accuracy of ``transform(Y)`` is 0.764; it peaks at
+    the end of the shared-noise stage (0.82 to 0.84 from the PCA start) and falls in the
+    per-feature stage, where the features that are nearly constant (border pixels, nonzero in a
+    few rows) get a noise variance near the floor and the latents move to fit their rare values
+    (bound -62.0 to -30.2 nats per point). A spectral start (Laplacian eigenmaps of a 15-NN
+    graph) reaches 0.879 after the shared stage and a better bound after both (-20.4), but
+    0.756; keeping q(x) fixed in the per-feature stage keeps 0.878 and costs held-out evidence
+    (80/20 split: -229.9 +- 191.7 against -36.0 +- 19.5 nats per point for the defaults). So
+    the default keeps the evidence. ``noise="shared"`` keeps the shared stage's map (about 0.82
+    here) at the cost of that evidence; dequantizing and dropping the near-constant features
+    removes the cause. (Measured on a busy 2-core machine.)
+
     **Scaling out** (``inference="svi"``): :meth:`partial_fit` streams chunks of rows. Under
     ``torch.distributed`` (e.g. ``torchrun``; gloo on CPUs, nccl on GPUs) each rank calls
     ``fit(Y_shard)`` with its own rows: the standardization and the PCA start use all-reduced
