@@ -193,3 +193,16 @@ def test_transform_of_training_rows_is_their_fitted_q_x(fitted, Y):
     # a row not seen in training is fitted with the model frozen (and moves off its start)
     new = Y[:3] + 0.1
     assert not np.allclose(fitted.transform(new), fitted.latent_mean_[:3])
+
+
+def test_default_tol_stops_on_the_plateau_at_the_long_fits_evidence(Y):
+    """tol="auto" (L-BFGS: 1e-3 of the bound over 50 iterations) ends both stages of the
+    per-feature fit well inside max_iter, at the bound a three times longer run reaches."""
+    Y = Y[:120]
+    short = lvm.BayesianGPLVM(2, n_inducing=10, random_state=0).fit(Y)
+    long = lvm.BayesianGPLVM(2, n_inducing=10, max_iter=3 * short.n_iter_, tol=None,
+                             random_state=0).fit(Y)
+    print(f"tol='auto': {short.n_iter_} iterations, bound {short.elbo_:.4f}; "
+          f"{long.n_iter_} iterations: {long.elbo_:.4f}")
+    assert short.converged_ and short.n_iter_ <= short.max_iter // 2
+    assert short.elbo_ > long.elbo_ - 0.05

@@ -65,6 +65,7 @@ def test_weighted_psi2_is_the_weighted_sum_of_per_point_psi2(problem, name, monk
     with torch.no_grad():
         got = psi_statistics(k, mu, var, Z, weights=w).psi2
         monkeypatch.setattr(psi_module, "PSI2_CHUNK", 7)  # the chunked (checkpointed) sum
+        monkeypatch.setattr(psi_module, "PSI2_UNCHUNKED_ELEMENTS", 0)
         chunked = psi_statistics(k, mu, var, Z, weights=w).psi2
     assert got.shape == (D, M, M)
     assert torch.allclose(got, brute, rtol=1e-12, atol=1e-12)
@@ -169,6 +170,10 @@ def test_expected_log_likelihood_per_feature_noise_and_mask(problem):
     se = ell.std(0) / math.sqrt(S)
     print("closed", closed.tolist(), "monte carlo", ell.mean(0).tolist(), "se", se.tolist())
     assert bool(((closed - ell.mean(0)).abs() < 5 * se + 1e-8).all())
+    # Complete rows alone take the path with one weight matrix for all rows; a complete row
+    # among rows with missing entries takes the per-row one: the same number.
+    alone = post.expected_log_likelihood(Y[:1], mu[:1], var[:1])
+    torch.testing.assert_close(alone, closed[:1], rtol=1e-12, atol=1e-10)
 
 
 def test_svi_bound_with_mask_at_optimal_q_u_equals_collapsed(problem):

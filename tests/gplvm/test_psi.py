@@ -97,6 +97,7 @@ def test_weighted_psi2_is_the_weighted_sum_of_per_point(monkeypatch, problem, na
     import lvm.gplvm.psi as psi
 
     monkeypatch.setattr(psi, "PSI2_CHUNK", chunk)
+    monkeypatch.setattr(psi, "PSI2_UNCHUNKED_ELEMENTS", 0)
     mu, var, Z, _ = problem
     k = _kernel(name)
     w = torch.rand(N, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
@@ -136,6 +137,7 @@ def test_psi2_chunked_sum_matches(monkeypatch, problem, name):
     k = _kernel(name)
     full = psi.psi_statistics(k, mu, var, Z)
     monkeypatch.setattr(psi, "PSI2_CHUNK", 4)
+    monkeypatch.setattr(psi, "PSI2_UNCHUNKED_ELEMENTS", 0)
     chunked = psi.psi_statistics(k, mu, var, Z)
     torch.testing.assert_close(full.psi2, chunked.psi2, rtol=1e-12, atol=1e-12)
 
@@ -151,3 +153,20 @@ def test_no_closed_form_for_other_sums(problem):
     k = (make_kernel("linear", Q) + make_kernel("matern", Q)).to(torch.float64)
     with pytest.raises(ValueError, match="No closed-form psi-statistics for AdditiveKernel"):
         psi_statistics(k, mu, var, Z)
+
+
+@pytest.mark.parametrize("name", KERNEL_NAMES)
+@pytest.mark.parametrize("per_row", [False, True])
+def test_contracted_psi2_is_the_trace_with_each_point(problem, name, per_row):
+    """contract=G gives tr(G Psi_2^(n)) per point (packed pairs for the RBF kernel)."""
+    mu, var, Z, _ = problem
+    k = _kernel(name)
+    M = Z.shape[0]
+    A = torch.randn((N, M, M) if per_row else (M, M), generator=torch.Generator().manual_seed(3),
+                    dtype=torch.float64)
+    G = A + A.mT
+    full = psi_statistics(k, mu, var, Z, per_point=True)
+    got = psi_statistics(k, mu, var, Z, per_point=True, contract=G)
+    assert got.psi2.shape == (N,)
+    torch.testing.assert_close(got.psi2, (full.psi2 * G).sum((-1, -2)), rtol=1e-12, atol=1e-10)
+    torch.testing.assert_close(got.psi1, full.psi1)
