@@ -35,19 +35,10 @@ from __future__ import annotations
 import os
 import sys
 
+from _threads import set_threads, threads_from_argv  # noqa: E402
 
-def _threads_from_argv(default=1):
-    for i, a in enumerate(sys.argv):
-        if a == "--threads" and i + 1 < len(sys.argv):
-            return sys.argv[i + 1]
-        if a.startswith("--threads="):
-            return a.split("=", 1)[1]
-    return str(default)
-
-
-# BLAS and numba thread pools are sized when the libraries load: set the count before importing.
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-    os.environ[_var] = _threads_from_argv()
+# BLAS, OpenMP and numba thread pools are sized when the libraries load: set the count first.
+set_threads(threads_from_argv())
 
 import argparse  # noqa: E402
 import importlib.util  # noqa: E402

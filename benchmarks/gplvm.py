@@ -27,17 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import subprocess
 import sys
 import time
 
 import numpy as np
 
-
-def _set_threads(n):
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(n)
+from _threads import set_threads
 
 
 def load(name):
@@ -270,7 +266,7 @@ def main():
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", default=None, help="also write the results here")
     a = p.parse_args()
-    _set_threads(a.threads)
+    set_threads(a.threads)
     import warnings
 
     import torch

@@ -26,16 +26,12 @@ standard error of the 10x budget's (``ok``).
 from __future__ import annotations
 
 import argparse
-import os
 import time
 import warnings
 
 import numpy as np
 
-
-def _set_threads(n):
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(n)
+from _threads import set_threads
 
 
 def _standardize(Y):
@@ -95,7 +91,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-reference", action="store_true", help="skip the 10x-budget fits")
     args = ap.parse_args(argv)
-    _set_threads(args.threads)
+    set_threads(args.threads)
     import torch
 
     torch.set_num_threads(args.threads)
