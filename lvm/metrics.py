@@ -46,10 +46,16 @@ def knn_accuracy(X_train, labels_train, X_test, labels_test, n_neighbors: int = 
 
     Parameters
     ----------
-    X_train, X_test : array-like of shape (n, k)
-        Embeddings of the training and the held-out rows.
-    labels_train, labels_test : array-like of shape (n,)
+    X_train : array-like of shape (n, k)
+        Embedding of the training rows.
+    labels_train : array-like of shape (n,)
+        Their labels.
+    X_test : array-like of shape (m, k)
+        Embedding of the held-out rows.
+    labels_test : array-like of shape (m,)
+        Their labels.
     n_neighbors : int, default=1
+        The classifier's number of neighbours.
 
     Returns
     -------
@@ -70,8 +76,10 @@ def _neighbor_sets(A: np.ndarray, k: int) -> np.ndarray:
 
 
 def neighbor_overlap(Y, X, n_neighbors: int = 15) -> float:
-    r"""Mean fraction of each row's ``n_neighbors`` nearest rows in ``Y`` that are also among its
-    nearest in ``X``: :math:`\frac1m \sum_i |N_k^Y(i) \cap N_k^X(i)| / k`.
+    r"""Mean fraction of each row's k nearest rows in the data kept in the embedding.
+
+    :math:`\frac1m \sum_i |N_k^Y(i) \cap N_k^X(i)| / k`, with :math:`N_k^Y(i)` the ``n_neighbors``
+    nearest rows of row i in ``Y`` and :math:`N_k^X(i)` in ``X``.
 
     Parameters
     ----------
@@ -80,10 +88,12 @@ def neighbor_overlap(Y, X, n_neighbors: int = 15) -> float:
     X : array-like of shape (m, n_components)
         The same rows embedded.
     n_neighbors : int, default=15
+        The number of neighbours, k.
 
     Returns
     -------
     float in [0, 1]
+        The mean overlap: 1 for a map that keeps every neighbour set, about k/m for a random one.
     """
     Y, X = _as_array(Y), _as_array(X)
     if len(Y) != len(X):
@@ -102,12 +112,16 @@ def trustworthiness(Y, X, n_neighbors: int = 5) -> float:
     Parameters
     ----------
     Y : array-like of shape (m, n_features)
+        The rows in the data space.
     X : array-like of shape (m, n_components)
+        The same rows embedded.
     n_neighbors : int, default=5
+        The number of neighbours, k.
 
     Returns
     -------
     float in [0, 1]
+        1 when every point's k nearest in the embedding are among its k nearest in the data.
     """
     from sklearn.manifold import trustworthiness as _trustworthiness
 
@@ -118,7 +132,7 @@ def trustworthiness(Y, X, n_neighbors: int = 5) -> float:
 class EmbeddingReport:
     """Neighbour metrics of a held-out embedding and the model's held-out evidence.
 
-    Attributes
+    Parameters
     ----------
     evidence : float or None
         Mean held-out log p(y) per row, nats (``score``), None for a model without one.
@@ -134,10 +148,12 @@ class EmbeddingReport:
     reconstruction_rmse : float or None
         Of the held-out rows from their coordinates (None without ``inverse_transform``).
     n_train, n_test : int
+        Rows the classifiers were fitted on, rows scored.
     held_out : bool
         Whether the rows scored are held out (else the rows the model was fitted to, and the
         k-NN accuracies are leave-one-out).
     k_trust, k_overlap : int
+        The neighbours of the trustworthiness and of the overlap.
     """
 
     evidence: float | None
@@ -154,7 +170,13 @@ class EmbeddingReport:
     k_overlap: int = 15
 
     def as_dict(self) -> dict:
-        """The fields as a plain dict."""
+        """The fields as a plain dict.
+
+        Returns
+        -------
+        dict
+            Field name -> value.
+        """
         return asdict(self)
 
     def __str__(self) -> str:
@@ -188,21 +210,29 @@ def embedding_report(model, Y, labels=None, Y_test=None, labels_test=None, *,
     Parameters
     ----------
     model : fitted estimator
+        Any estimator with ``transform``.
     Y : array-like of shape (n, n_features)
         The training rows (those the model was fitted to).
     labels : array-like of shape (n,), optional
+        Their labels (for the k-NN accuracies).
     Y_test : array-like of shape (m, n_features), optional
+        Held-out rows.
     labels_test : array-like of shape (m,), optional
+        Their labels.
     X, X_test : array-like, optional
         Embeddings already computed (skips ``transform``).
     evidence : bool, default=True
         Whether to compute the held-out evidence (``model.score(Y_test)``, seconds for the
         Monte Carlo families).
-    k_trust, k_overlap : int, default=5, 15
+    k_trust : int, default=5
+        The neighbours of the trustworthiness.
+    k_overlap : int, default=15
+        The neighbours of the neighbour overlap.
 
     Returns
     -------
     EmbeddingReport
+        The metrics, the evidence and its kind.
     """
     Y_np = _as_array(Y)
     held_out = Y_test is not None

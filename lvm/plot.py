@@ -157,21 +157,26 @@ def embedding_report(model, Y, labels=None, Y_test=None, labels_test=None, *, re
     Parameters
     ----------
     model : fitted lvm estimator
+        Any estimator with ``transform``.
     Y : array-like of shape (n, n_features)
         The training rows.
     labels : array-like of shape (n,), optional
+        Their labels: colour the points and give the k-NN accuracies.
     Y_test, labels_test : optional
         Held-out rows and their labels: drawn and scored instead of ``Y``.
     report : lvm.metrics.EmbeddingReport, optional
         Computed already (skips the metrics).
     title : str, optional
+        The axes' title.
     max_ellipses : int, default=300
+        At most this many ellipses.
     s : float, default=4
         The marker size.
 
     Returns
     -------
     matplotlib.figure.Figure
+        The map and, beneath it, the report.
     """
     from .metrics import embedding_report as _report
 

@@ -74,7 +74,7 @@ def load_table(path, labels=None, *, keep_index=False, note=None):
     Returns
     -------
     Y : ndarray of shape (n_samples, n_features)
-        float64, NaN where a value is missing.
+        The features, float64, NaN where a value is missing.
     labels : ndarray of shape (n_samples,) or None
         Integers where the labels are whole numbers, else as read (e.g. text).
 
