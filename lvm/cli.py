@@ -123,10 +123,6 @@ def _load(args):
 
 
 # ------------------------------------------------------------------------------------- the models
-def _estimator(cls_name, kwargs, n_components, args):
-    return _construct(cls_name, kwargs, n_components, args.random_state, bool(args.verbose))
-
-
 def _construct(cls_name, kwargs, n_components, random_state, verbose):
     cls = getattr(lvm, cls_name)
     common = {"random_state": random_state, "verbose": verbose}
@@ -357,7 +353,8 @@ def cmd_demo(args):
     models = {}
     for key in _keys(args.models, DEMO_MODELS):
         cls_name, kwargs = DEMO_MODELS[key]
-        models[cls_name] = _estimator(cls_name, {**kwargs, **overrides.get(key, {})}, 2, args)
+        models[cls_name] = _construct(cls_name, {**kwargs, **overrides.get(key, {})}, 2,
+                                      args.random_state, bool(args.verbose))
     print(f"lvm demo{' --quick' if args.quick else ''}: {len(Y)} digits (8x8, {keep.sum()} "
           f"non-blank pixels, dequantized), 2-D latent, {', '.join(models)}", flush=True)
     # Pixels share one unit, so they are not standardized per feature: a pixel that is nonzero in

@@ -249,10 +249,8 @@ def embedding_report(model, Y, labels=None, Y_test=None, labels_test=None, *,
                 raise ValueError("labels_test is needed with Y_test and labels.")
             knn = [knn_accuracy(X, labels, Xt, labels_test, k) for k in (1, 5)]
         else:  # leave-one-out on the rows themselves
-            from sklearn.neighbors import NearestNeighbors
-
             lab = np.asarray(labels)
-            idx = NearestNeighbors(n_neighbors=5).fit(Xt).kneighbors(return_distance=False)
+            idx = _neighbor_sets(Xt, 5)
             knn[0] = float(np.mean(lab[idx[:, 0]] == lab))
             knn[1] = float(np.mean([_majority(v) == t for v, t in zip(lab[idx], lab)]))
     value, kind = None, None

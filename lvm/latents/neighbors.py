@@ -81,12 +81,16 @@ def neighbor_infonce(mu: torch.Tensor, mu_neighbor: torch.Tensor,
     scale : float
         s.
     """
-    a, b = scale * mu, scale * mu_neighbor
-    # Squared distances (B, B), the diagonal the positives; smooth at 0 (duplicate rows), unlike
-    # the gradient of cdist's square root.
-    d2 = (a.square().sum(1, keepdim=True) + b.square().sum(1) - 2.0 * a @ b.T).clamp_min(0.0)
-    logits = -torch.log1p(d2)
+    logits = _log_similarity(scale * mu, scale * mu_neighbor)  # the diagonal: the positives
     return -(logits.diagonal() - torch.logsumexp(logits, 1))
+
+
+def _log_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """log q of every pair of rows of ``a`` (n, K) and ``b`` (r, K), scaled already: -log(1 +
+    squared distance), shape (n, r). The squared distances come from the inner products, smooth
+    at 0 (duplicate rows), unlike the gradient of cdist's square root."""
+    d2 = (a.square().sum(1, keepdim=True) + b.square().sum(1) - 2.0 * a @ b.T).clamp_min(0.0)
+    return -torch.log1p(d2)
 
 
 class NeighborMap:
@@ -150,10 +154,9 @@ class NeighborMap:
             opt = torch.optim.Adam([m], lr=self.learning_rate)
             with torch.enable_grad():
                 for _ in range(int(steps)):
-                    d2 = (m.square().sum(1, keepdim=True) + negatives.square().sum(1)
-                          - 2.0 * m @ negatives.T).clamp_min(0.0)
                     attraction = -torch.log1p((m.unsqueeze(1) - positives).square().sum(-1))
-                    loss = -(attraction.mean(1) - torch.logsumexp(-torch.log1p(d2), 1)).sum()
+                    repulsion = torch.logsumexp(_log_similarity(m, negatives), 1)
+                    loss = -(attraction.mean(1) - repulsion).sum()
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()

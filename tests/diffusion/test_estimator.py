@@ -341,13 +341,9 @@ def test_oil_flow_bound_beats_the_other_families():
 
 # ----------------------------------------------------------------------------- CLI and figures
 def test_cli_builds_the_diffusion_model_without_n_components():
-    from types import SimpleNamespace
-
     import lvm.cli
 
-    cls_name, kwargs, fast = lvm.cli.MODELS["diffusion"]
-    est = lvm.cli._estimator(cls_name, {**kwargs, **fast}, 2,
-                             SimpleNamespace(random_state=0, verbose=False))
+    est = lvm.cli.build_model("diffusion", 2, fast=True, random_state=0)
     assert isinstance(est, lvm.DiffusionModel) and est.random_state == 0
 
 
