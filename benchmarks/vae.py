@@ -306,7 +306,8 @@ def main(argv=None):
     print(f"\nlvm.VAE's own estimators on the test rows (S = {args.samples}; ESS = effective "
           "sample size of the importance weights):")
     for method in ("elbo", "iwae", "prior"):
-        est, ess = lvm_model.log_evidence(Y_te, method=method, n_samples=args.samples)
+        result = lvm_model.log_evidence(Y_te, method=method, n_samples=args.samples)
+        est, ess = result.log_evidence, result.effective_sample_size
         print(f"  {method:<6} {est.mean():9.2f} nats per point   mean ESS {ess.mean():7.1f}")
 
 

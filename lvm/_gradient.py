@@ -43,11 +43,10 @@ import torch
 from sklearn.utils.validation import check_is_fitted, check_random_state
 
 from . import _distributed as dist
-from . import settings
 from ._base import LatentVariableModel
 from ._training import TrainResult, train
 from ._validation import check_positive_int, positive_int
-from .evidence.estimators import ESTIMATORS, EvidenceEstimate, estimate_log_evidence
+from .evidence.estimators import chunked, estimate_log_evidence
 
 __all__ = ["GradientLatentModel", "TrainingPlan", "OPTIMIZERS"]
 
@@ -414,13 +413,17 @@ class GradientLatentModel(LatentVariableModel):
     _validation_method = "elbo"
     _validation_samples = 1
 
-    #: The estimator ``score_samples`` uses (``"iwae"``; a family whose bound is its evidence
-    #: estimate, such as the diffusion model, uses ``"elbo"``).
-    _score_method = "iwae"
+    #: The Monte Carlo evidence methods (:data:`lvm.evidence.ESTIMATORS`); the first,
+    #: ``"iwae"``, is what ``score_samples`` returns.
+    _evidence_methods = {"iwae": "_monte_carlo_evidence", "elbo": "_monte_carlo_evidence",
+                         "prior": "_monte_carlo_evidence"}
+    _default_evidence = "iwae"
 
-    def _log_evidence(self, Z):
-        return self._estimate(Z, self._score_method, int(self.n_importance_samples),
-                              self._eval_seed).log_evidence
+    def _monte_carlo_evidence(self, Z, method, n_samples, random_state):
+        """The estimate ``method`` with S = ``n_samples`` (None: ``n_importance_samples``) draws
+        per row, keyed at fit or by ``random_state``."""
+        S = int(self.n_importance_samples) if n_samples is None else n_samples
+        return self._estimate(Z, method, S, self._eval_seed_for(random_state), with_ess=True)
 
     def _conditional(self, Z, sample: bool, generator):
         r"""Z with its missing entries filled from p(z_m | z_o), by self-normalized importance
@@ -438,26 +441,24 @@ class GradientLatentModel(LatentVariableModel):
 
         self._model.eval()
         S, K = int(self.n_importance_samples), self.n_components_
-        rows = max(1, int(settings.eval_chunk_elements.value())
-                   // max(1, S * max(self._eval_width(), Z.shape[1])))
-        out = []
+
+        def fill_chunk(z):
+            mu, var = self._posterior_params(z)
+            eps = row_keyed_normal(z, S, K, self._eval_seed + 2)
+            weights = torch.softmax(
+                importance_log_weights(z, mu, var, eps, self._log_likelihood), 0)  # (S, n)
+            x = mu + torch.sqrt(var) * eps
+            if not sample:
+                fill = (weights.unsqueeze(-1) * self._decode(x)).sum(0)
+            else:
+                pick = torch.multinomial(weights.T, 1, generator=generator).squeeze(1)
+                chosen = x[pick, torch.arange(z.shape[0], device=z.device)]
+                fill = self._likelihood_module().sample(
+                    self._decoder_sample(chosen, generator), generator)
+            return torch.where(torch.isnan(z), fill.to(z.dtype), z)
+
         with torch.no_grad():
-            for start in range(0, Z.shape[0], rows):
-                z = Z[start:start + rows]
-                mu, var = self._posterior_params(z)
-                eps = row_keyed_normal(z, S, K, self._eval_seed + 2)
-                weights = torch.softmax(
-                    importance_log_weights(z, mu, var, eps, self._log_likelihood), 0)  # (S, n)
-                x = mu + torch.sqrt(var) * eps
-                if not sample:
-                    fill = (weights.unsqueeze(-1) * self._decode(x)).sum(0)
-                else:
-                    pick = torch.multinomial(weights.T, 1, generator=generator).squeeze(1)
-                    chosen = x[pick, torch.arange(z.shape[0], device=z.device)]
-                    fill = self._likelihood_module().sample(
-                        self._decoder_sample(chosen, generator), generator)
-                out.append(torch.where(torch.isnan(z), fill.to(z.dtype), z))
-        return torch.cat(out) if out else Z
+            return chunked(fill_chunk, Z, S * max(self._eval_width(), Z.shape[1]), empty=Z)
 
     def _posterior(self, Z):
         self._model.eval()
@@ -470,53 +471,13 @@ class GradientLatentModel(LatentVariableModel):
             return self._eval_seed
         return int(check_random_state(random_state).randint(0, 2**31 - 1))
 
-    def log_evidence(self, Y, method: str = "iwae", n_samples: int | None = None,
-                     random_state=None) -> EvidenceEstimate:
-        """Monte Carlo estimates of log p(y) per sample, with their effective sample sizes.
-
-        Parameters
-        ----------
-        Y : array-like or torch.Tensor of shape (n_samples, n_features)
-            The rows to evaluate.
-        method : {"elbo", "iwae", "prior"}, default="iwae"
-            ``"elbo"``: the evidence lower bound (the expected log-likelihood averaged over the
-            draws, minus the closed-form KL). ``"iwae"``: the importance-weighted estimate with
-            the posterior q(x | y) as proposal (as :meth:`score_samples`). ``"prior"``: the naive
-            estimator log (1/S) sum_s p(y | x_s) with x_s drawn from the prior N(0, I); unbiased
-            in p(y) but its weights concentrate on a vanishing fraction of the draws, so it is far
-            below log p(y) unless S is astronomically large.
-        n_samples : int, default=None
-            S, the number of draws; None uses ``n_importance_samples``.
-        random_state : int, RandomState or None, default=None
-            None uses the evaluation key fixed at fit (deterministic, as :meth:`score_samples`);
-            otherwise fresh draws keyed by this seed.
-
-        Returns
-        -------
-        EvidenceEstimate
-            A named pair ``(log_evidence, effective_sample_size)``, both of shape (n_samples,):
-            the estimate in nats and Kish's effective sample size (sum w)^2 / sum w^2 of the
-            importance weights w_s = p(y, x_s) / r(x_s) (for ``"elbo"``, those of the posterior
-            proposal). numpy in gives numpy out, a tensor gives tensors.
-        """
-        check_is_fitted(self)
-        if method not in ESTIMATORS:
-            raise ValueError(f"Unknown method {method!r}; choose one of {list(ESTIMATORS)}.")
-        S = check_positive_int(self.n_importance_samples if n_samples is None else n_samples)
-        with self._threads(Y):
-            Z = self._validate_Y(Y, reset=False)
-            value, ess = self._estimate(Z, method, S, self._eval_seed_for(random_state),
-                                        with_ess=True)
-        value = value.to(torch.float64) + self._log_jacobian
-        return EvidenceEstimate(self._output(value, Y), self._output(ess, Y))
-
     def _elbo_values(self, Y, n_samples):
         check_is_fitted(self)
         S = check_positive_int(n_samples)
         with self._threads(Y):
             Z = self._validate_Y(Y, reset=False)
             values = self._estimate(Z, "elbo", S, self._eval_seed).log_evidence
-        return values.to(torch.float64) + self._log_jacobian
+            return values.to(torch.float64) + self._row_log_jacobian(Z)
 
     def elbo_samples(self, Y, n_samples: int = 16):
         """The evidence lower bound of each sample, in nats.

@@ -62,7 +62,7 @@ Two other numbers can be asked for, and neither is put in the bound's column:
   \rVert^2` on the grid :math:`s = t - 1/T`. It is looser, and rises toward the continuous-time
   bound as T grows (doubling T never loosens it; Kingma et al., 2021);
 * **the probability-flow likelihood** (``log_evidence(Y, method="ode")``, ``kind =
-  "probability-flow log-likelihood"``): the exact density of a *different* model, the
+  "estimate"``, ``method = "ode"``): the exact density of a *different* model, the
   deterministic flow that carries :math:`\mathcal N(0, I)` to the data through the same denoiser
   (Song et al., 2021). It neither bounds nor is bounded by this model's evidence.
 
@@ -112,13 +112,13 @@ exact = table[0]["estimator"].score_samples(Y_test).mean()
 bound = diffusion.log_evidence(Y_test)
 se = np.sqrt(np.mean(bound.standard_error ** 2) / len(Y_test))
 print(f"PPCA, exact evidence:                  {exact:9.3f} nats per point")
-print(f"diffusion, continuous-time {bound.kind}: {bound.log_evidence.mean():9.3f} "
+print(f"diffusion, continuous-time {bound.kind}:   {bound.log_evidence.mean():9.3f} "
       f"(Monte Carlo se {se:.3f})")
 for T in (10, 100, 1000):
     discrete = diffusion.log_evidence(Y_test, n_steps=T).log_evidence.mean()
     print(f"  discrete-time lower bound, T = {T:4d}: {discrete:9.3f}")
 flow = diffusion.log_evidence(Y_test, method="ode")
-print(f"diffusion, {flow.kind}: {flow.log_evidence.mean():.3f} "
+print(f"diffusion, probability flow ({flow.method}): {flow.log_evidence.mean():.3f} "
       f"(the flow's exact density: another model, not a bound)")
 print(f"learned schedule: gamma_0 = {diffusion.gamma_0_:.2f}, gamma_1 = {diffusion.gamma_1_:.2f}")
 

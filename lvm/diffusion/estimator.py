@@ -6,19 +6,17 @@ import copy
 import math
 import numbers
 import warnings
-from typing import NamedTuple
 
 import torch
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from .. import _distributed as dist
-from .. import settings
 from .._gradient import GradientLatentModel, TrainingPlan
 from .._stats import GaussianStats
 from .._validation import Interval, StrOptions, check_positive_int, positive_int, positive_real, \
     unit_interval
-from ..evidence import EvidenceEstimate
+from ..evidence import EvidenceEstimate, chunked
 from ..evidence.draws import row_keyed_normal
 from .bound import draw_times, low_discrepancy_times
 from .denoiser import ACTIVATIONS, ResidualDenoiser
@@ -35,16 +33,9 @@ __all__ = ["DiffusionModel", "DiffusionEvidence", "AveragedDiffusion"]
 _SOLVER_DEFAULTS = {"rk4": {"n_steps": 100}, "dopri5": {"rtol": 1e-5, "atol": 1e-5}}
 
 
-class DiffusionEvidence(NamedTuple):
-    """What :meth:`DiffusionModel.log_evidence` returns."""
-
-    #: log p(y) per data point in nats, of the data as passed, shape (n_samples,).
-    log_evidence: object
-    #: Monte Carlo standard error of each value, shape (n_samples,).
-    standard_error: object
-    #: What the numbers are: "lower bound" (the model's variational bound) or
-    #: "probability-flow log-likelihood" (the exact density of another model, the flow).
-    kind: str
+#: The former name of :class:`lvm.evidence.EvidenceEstimate`, the one result of every
+#: ``log_evidence`` (kept for existing code).
+DiffusionEvidence = EvidenceEstimate
 
 
 class AveragedDiffusion(nn.Module):
@@ -240,12 +231,13 @@ class DiffusionModel(GradientLatentModel):
     Notes
     -----
     **Evidence.** :meth:`log_evidence` returns the bound with per-row standard errors
-    (``method="vlb"``; ``n_steps=T`` gives the looser T-step discrete-time bound) or the
-    probability-flow ODE log-likelihood (``method="ode"``): the exact density of a *different*
-    model, the deterministic flow, which neither bounds nor is bounded by this model's evidence;
-    it is labelled as such and never mixed into the bound's column. :meth:`elbo` and
-    :meth:`elbo_samples` are the bound too. The ``effective_sample_size`` of
-    ``EvidenceEstimate`` results is S, the number of equally weighted draws.
+    (``method="bound"``, the default, also named ``"vlb"``; ``n_steps=T`` gives the looser T-step
+    discrete-time bound; ``kind="bound"``) or the probability-flow ODE log-likelihood
+    (``method="ode"``, ``kind="estimate"``): the exact density of a *different* model, the
+    deterministic flow, which neither bounds nor is bounded by this model's evidence; it is
+    labelled as such and never mixed into the bound's column. :meth:`elbo` and
+    :meth:`elbo_samples` are the bound too. The draws are equally weighted, so the result's
+    ``effective_sample_size`` is None.
 
     **Out of core and data parallel.** As :class:`lvm.VAE`: :meth:`partial_fit` runs one pass of
     minibatch steps per chunk keeping Adam's state; under ``torch.distributed`` every rank passes
@@ -270,7 +262,6 @@ class DiffusionModel(GradientLatentModel):
     has_embedding = False  # latents z_t have the data's dimension
     evidence_kind = "lower bound"
     train_evidence_kind = "lower bound"
-    _score_method = "elbo"
     _validation_samples = 4
 
     _parameter_constraints: dict = {
@@ -424,39 +415,55 @@ class DiffusionModel(GradientLatentModel):
         return int(self.width)
 
     # ------------------------------------------------------------------ the bound
-    def _chunk_rows(self, per_row: int) -> int:
-        return max(1, settings.eval_chunk_elements.value() // max(1, per_row))
-
     def _vlb(self, Z, n_draws: int, seed: int, n_steps=None):
         """Mean over ``n_draws`` row-keyed (t, eps) of the bound per row, and its standard error."""
         self._model.eval()
         D = Z.shape[1]
-        rows = self._chunk_rows(n_draws * self._eval_width())
-        means, errors = [], []
-        with torch.no_grad():
-            for start in range(0, Z.shape[0], rows):
-                z = Z[start:start + rows]
-                u = torch.special.ndtr(row_keyed_normal(z, 1, 1, seed)[0, :, 0])
-                t = low_discrepancy_times(u, n_draws)
-                eps = row_keyed_normal(z, n_draws, D, seed + 1).transpose(0, 1)
-                values = self._model.average(z, t, eps, n_steps=n_steps, control_variate=True)
-                means.append(values.mean(1))
-                errors.append(values.std(1) / math.sqrt(n_draws) if n_draws > 1
-                              else torch.full_like(values[:, 0], math.nan))
+
+        def chunk(z):
+            u = torch.special.ndtr(row_keyed_normal(z, 1, 1, seed)[0, :, 0])
+            t = low_discrepancy_times(u, n_draws)
+            eps = row_keyed_normal(z, n_draws, D, seed + 1).transpose(0, 1)
+            values = self._model.average(z, t, eps, n_steps=n_steps, control_variate=True)
+            return values.mean(1), (values.std(1) / math.sqrt(n_draws) if n_draws > 1
+                                    else torch.full_like(values[:, 0], math.nan))
+
         empty = Z.new_zeros(0)
-        return (torch.cat(means) if means else empty), (torch.cat(errors) if errors else empty)
+        with torch.no_grad():
+            return chunked(chunk, Z, n_draws * self._eval_width(), empty=(empty, empty))
 
     def _estimate(self, Z, method: str, n_samples: int, seed: int, with_ess: bool = False):
-        """The bound with ``n_samples`` draws per row (``method="elbo"``, the only one here)."""
+        """The bound with ``n_samples`` draws per row (``method="elbo"``, the only one here;
+        the draws are equally weighted, so there is no effective sample size)."""
         if method != "elbo":
             raise ValueError(f"DiffusionModel estimates its evidence by its bound ('elbo'); "
                              f"got method={method!r}.")
-        value, _ = self._vlb(Z, n_samples, seed)
-        ess = torch.full_like(value, float(n_samples)) if with_ess else None
-        return EvidenceEstimate(value, ess)
+        value, se = self._vlb(Z, n_samples, seed)
+        return EvidenceEstimate(value, se, None, "bound", "bound")
 
-    def _log_evidence(self, Z):
-        return self._estimate(Z, "elbo", int(self.n_eval_draws), self._eval_seed).log_evidence
+    #: The evidence methods: the bound (``"vlb"`` is its former name) and the flow's likelihood.
+    _evidence_methods = {"bound": "_bound_evidence", "vlb": "_bound_evidence",
+                         "ode": "_flow_evidence"}
+    _default_evidence = "bound"
+
+    def _bound_evidence(self, Z, method, n_samples, random_state, *, n_steps=None):
+        """The bound with ``n_samples`` (None: ``n_eval_draws``) draws per row; ``n_steps=T``
+        for the discrete-time bound."""
+        S = int(self.n_eval_draws) if n_samples is None else n_samples
+        if n_steps is not None:
+            check_positive_int(n_steps, "n_steps")
+        value, se = self._vlb(Z, S, self._eval_seed_for(random_state), n_steps=n_steps)
+        return EvidenceEstimate(value, se, None, "bound", method)
+
+    def _flow_evidence(self, Z, method, n_samples, random_state, *, divergence="auto",
+                       n_probes=4):
+        """The probability-flow ODE log-likelihood (``n_samples`` unused)."""
+        if divergence not in ("auto", *DIVERGENCES):
+            raise ValueError(f"Unknown divergence {divergence!r}; choose one of "
+                             f"{['auto', *sorted(DIVERGENCES)]}.")
+        P = check_positive_int(n_probes, "n_probes")
+        value, se = self._flow_log_prob(Z, self._eval_seed_for(random_state), divergence, P)
+        return EvidenceEstimate(value, se, None, "estimate", method)
 
     # ------------------------------------------------------------------ the flow
     def _solver_options(self) -> dict:
@@ -464,10 +471,8 @@ class DiffusionModel(GradientLatentModel):
                     else self.solver_options)
 
     def _flow_chunks(self, Z, fn, per_row: int):
-        rows = self._chunk_rows(per_row)
         self._model.eval()
-        out = [fn(Z[start:start + rows]) for start in range(0, Z.shape[0], rows)]
-        return torch.cat(out) if out else Z.new_zeros((0,) + tuple(Z.shape[1:]))
+        return chunked(fn, Z, per_row, empty=Z.new_zeros((0,) + tuple(Z.shape[1:])))
 
     def _posterior(self, Z):
         m = self._model.average
@@ -513,68 +518,6 @@ class DiffusionModel(GradientLatentModel):
 
         both = self._flow_chunks(Z, one_chunk, P * self._eval_width())
         return both[:, 0], both[:, 1]
-
-    # ------------------------------------------------------------------ public extras
-    def log_evidence(self, Y, method: str = "vlb", n_samples: int | None = None,
-                     random_state=None, *, n_steps: int | None = None,
-                     divergence: str = "auto", n_probes: int = 4) -> DiffusionEvidence:
-        """log p(y) per sample, in nats of the data as passed, with per-row standard errors.
-
-        Parameters
-        ----------
-        Y : array-like or torch.Tensor of shape (n_samples, n_features)
-        method : {"vlb", "ode"}, default="vlb"
-            ``"vlb"``: the model's variational bound (``kind="lower bound"``), averaged over
-            ``n_samples`` (t, eps) draws per row, as :meth:`score_samples`; its standard error is
-            the spread over the draws / sqrt(S) (conservative: the times of a row are stratified).
-            ``"ode"``: the probability-flow ODE log-likelihood (``kind="probability-flow
-            log-likelihood"``), the exact density of the flow y = Phi^{-1}(z_1) / alpha_0,
-            z_1 ~ N(0, I), a different model from the one the bound is about, solved by
-            ``solver``; its standard error is zero with the exact divergence and the spread over
-            Hutchinson's probes otherwise (the solver's own error is set by its tolerance).
-        n_samples : int, default=None
-            Draws per row for ``"vlb"``; None uses ``n_eval_draws``.
-        random_state : int, RandomState or None, default=None
-            None uses the evaluation key fixed at fit (the same draws as ``score_samples``);
-            otherwise fresh draws (and probes) keyed by this seed.
-        n_steps : int, default=None
-            ``"vlb"`` only: None for the continuous-time bound, T for the discrete-time bound with
-            T steps (looser: it rises toward the continuous one as T grows).
-        divergence : {"auto", "exact", "hutchinson"}, default="auto"
-            ``"ode"`` only: "auto" is exact up to 32 features, Hutchinson's above.
-        n_probes : int, default=4
-            ``"ode"`` with Hutchinson's estimator: Rademacher probes per row, keyed by row.
-
-        Returns
-        -------
-        DiffusionEvidence
-            ``(log_evidence, standard_error, kind)``; numpy in gives numpy out, a tensor gives
-            tensors.
-        """
-        check_is_fitted(self)
-        if method not in ("vlb", "ode"):
-            raise ValueError(f"Unknown method {method!r}; choose 'vlb' (the bound) or 'ode' "
-                             "(the probability-flow likelihood).")
-        seed = self._eval_seed_for(random_state)
-        with self._threads(Y):
-            Z = self._validate_Y(Y, reset=False)
-            if method == "vlb":
-                S = check_positive_int(self.n_eval_draws if n_samples is None else n_samples)
-                if n_steps is not None:
-                    check_positive_int(n_steps, "n_steps")
-                value, se = self._vlb(Z, S, seed, n_steps=n_steps)
-                kind = "lower bound"
-            else:
-                if n_steps is not None:
-                    raise ValueError("n_steps is for method='vlb' (the discrete-time bound).")
-                if divergence not in ("auto", *DIVERGENCES):
-                    raise ValueError(f"Unknown divergence {divergence!r}; choose one of "
-                                     f"{['auto', *sorted(DIVERGENCES)]}.")
-                P = check_positive_int(n_probes, "n_probes")
-                value, se = self._flow_log_prob(Z, seed, divergence, P)
-                kind = "probability-flow log-likelihood"
-        value = value.to(torch.float64) + self._log_jacobian
-        return DiffusionEvidence(self._output(value, Y), self._output(se, Y), kind)
 
     def _sample(self, n, generator):
         m = self._model.average

@@ -11,11 +11,13 @@ log p(y | x) for draws x of shape (S, n, K). With x_s = mu + sqrt(var) eps_s,
 * ``"prior"``: the same with the prior as proposal, x_s = eps_s: unbiased for p(y), but its
   weights collapse onto a vanishing fraction of the draws, so in practice far below log p(y).
 
-Each comes with Kish's effective sample size of its importance weights (for ``"elbo"``, those of
-the posterior proposal). The draws eps_s are keyed by each row's content and a seed
-(:func:`lvm.evidence.draws.row_keyed_normal`), so an estimate is deterministic, independent of the
-other rows in the batch and of their order, and independent across rows. Rows are processed in
-chunks of at most :class:`lvm.settings.eval_chunk_elements` elements.
+Each comes with the Monte Carlo standard error of each row's value and Kish's effective sample
+size of its importance weights (for ``"elbo"``, those of the posterior proposal), in one
+:class:`EvidenceEstimate`, the result type of every estimator's ``log_evidence``. The draws
+eps_s are keyed by each row's content and a seed (:func:`lvm.evidence.draws.row_keyed_normal`), so
+an estimate is deterministic, independent of the other rows in the batch and of their order, and
+independent across rows. Rows are processed by :func:`chunked`, in chunks of at most
+:class:`lvm.settings.eval_chunk_elements` elements.
 """
 
 from __future__ import annotations
@@ -29,26 +31,96 @@ from ..latents.prior import kl_standard, log_prior
 from .draws import row_keyed_normal
 from .monte_carlo import effective_sample_size, importance_weighted_log_evidence
 
-__all__ = ["EvidenceEstimate", "ESTIMATORS", "estimate_log_evidence", "importance_log_weights"]
+__all__ = ["EvidenceEstimate", "KINDS", "ESTIMATORS", "chunked", "estimate_log_evidence",
+           "importance_log_weights"]
 
 _LOG_2PI = math.log(2 * math.pi)
 
+#: What an evidence value can be: the exact log p(y), a (stochastic) lower bound on it, or an
+#: estimate (importance-weighted, or the likelihood of another model such as a probability flow).
+KINDS = ("exact", "bound", "estimate")
+
 
 class EvidenceEstimate(NamedTuple):
-    """What the Monte Carlo evidence methods return: always these two, in order.
+    """What every ``log_evidence`` returns: per-row values of log p(y) and how far to trust them.
+
+    The one result type of :meth:`lvm.PPCA.log_evidence`, :meth:`lvm.FactorAnalysis.log_evidence`,
+    :meth:`lvm.VAE.log_evidence`, :meth:`lvm.BayesianGPLVM.log_evidence`,
+    :meth:`lvm.DiffusionModel.log_evidence` and of :func:`estimate_log_evidence` (which gives
+    tensors). ``lvm.diffusion.DiffusionEvidence`` is another name for it.
 
     Parameters
     ----------
     log_evidence : ndarray or torch.Tensor of shape (n_samples,)
-        Estimated log p(y) per data point, in nats.
+        The value of each row, in nats.
+    standard_error : ndarray or torch.Tensor of shape (n_samples,)
+        The Monte Carlo standard error of each row's value (**per row**, not of the mean: the
+        standard error of the mean over n rows, whose draws are independent, is
+        sqrt(sum of squares) / n). Zero for an exact value; NaN where one draw cannot tell (a
+        single draw per row). For an importance-weighted estimate it is the delta-method value
+        sqrt(1 / ESS - 1 / S), which, like the estimate, trusts the draws: it says nothing about
+        the bias of log of a mean, nor about weights heavier-tailed than the draws show.
     effective_sample_size : ndarray or torch.Tensor of shape (n_samples,), or None
-        Kish's effective sample size of the importance weights per data point.
+        Kish's effective sample size (sum w)^2 / sum w^2 of each row's importance weights
+        (for ``"elbo"``, those of the posterior proposal); None where nothing is importance
+        weighted (an exact value, the diffusion model's bound, a probability flow).
+    kind : {"exact", "bound", "estimate"}, default="estimate"
+        What the values are (:data:`KINDS`).
+    method : str, default=""
+        The method that computed them (a key of the estimator's evidence methods).
     """
 
-    #: Estimated log p(y) per data point, in nats, shape (n_samples,).
+    #: The value of each row, in nats, shape (n_samples,).
     log_evidence: object
-    #: Kish's effective sample size of the importance weights per data point, shape (n_samples,).
-    effective_sample_size: object
+    #: The Monte Carlo standard error of each row's value, shape (n_samples,).
+    standard_error: object = None
+    #: Kish's effective sample size of each row's importance weights, or None.
+    effective_sample_size: object = None
+    #: "exact", "bound" or "estimate".
+    kind: str = "estimate"
+    #: The method that computed the values.
+    method: str = ""
+
+
+def chunked(fn: Callable, Z: torch.Tensor, per_row: int, *, empty=None,
+            max_elements: int | None = None):
+    """Apply ``fn`` to consecutive chunks of the rows of ``Z`` and join the results.
+
+    The one chunk loop of the evaluation methods: a chunk holds at most ``max_elements``
+    elements (default :class:`lvm.settings.eval_chunk_elements`), counted as ``per_row`` per row
+    (draws x width), so memory does not grow with the number of rows.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(rows) -> tensor`` or a tuple of tensors (or None), each with one entry per row
+        along its first dimension.
+    Z : torch.Tensor of shape (N, ...)
+        The rows.
+    per_row : int
+        Elements one row takes in ``fn``.
+    empty : object, optional
+        What to return when ``Z`` has no rows (``fn`` is then not called); default
+        ``Z.new_zeros(0)``.
+    max_elements : int, optional
+        Elements one chunk may hold.
+
+    Returns
+    -------
+    torch.Tensor or tuple
+        The outputs of ``fn`` concatenated along the first dimension (element by element for a
+        tuple; a None element stays None).
+    """
+    from .. import settings
+
+    budget = settings.eval_chunk_elements.value() if max_elements is None else max_elements
+    rows = max(1, int(budget) // max(1, int(per_row)))
+    outs = [fn(Z[start:start + rows]) for start in range(0, Z.shape[0], rows)]
+    if not outs:
+        return Z.new_zeros(0) if empty is None else empty
+    if isinstance(outs[0], tuple):
+        return tuple(None if parts[0] is None else torch.cat(parts) for parts in zip(*outs))
+    return torch.cat(outs)
 
 
 def importance_log_weights(y, mu, var, eps, log_likelihood, proposal: str = "posterior"):
@@ -64,28 +136,53 @@ def importance_log_weights(y, mu, var, eps, log_likelihood, proposal: str = "pos
     return log_likelihood(y, x) + log_prior(x) - log_q
 
 
+def _mean_se(values):
+    """The standard error of the mean over draws (dim 0); NaN for a single draw."""
+    S = values.shape[0]
+    if S < 2:
+        return torch.full_like(values[0], math.nan)
+    return values.std(0) / math.sqrt(S)
+
+
+def _weighted_se(log_w, ess):
+    """Delta-method standard error of log (1/S) sum_s w_s: sqrt(1 / ESS - 1 / S)."""
+    S = log_w.shape[0]
+    if S < 2:
+        return torch.full_like(ess, math.nan)
+    return torch.sqrt((1.0 / ess - 1.0 / S).clamp_min(0.0))
+
+
 def _elbo(y, mu, var, eps, log_likelihood, with_ess):
     x = mu + torch.sqrt(var) * eps
-    value = log_likelihood(y, x).mean(0) - kl_standard(mu, var)
-    ess = effective_sample_size(importance_log_weights(y, mu, var, eps, log_likelihood), 0) \
-        if with_ess else None
-    return value, ess
+    ll = log_likelihood(y, x)
+    value = ll.mean(0) - kl_standard(mu, var)
+    ess = None
+    if with_ess:  # the weights of the posterior proposal, from the same log p(y | x_s)
+        log_q = -0.5 * ((eps * eps + _LOG_2PI).sum(-1) + torch.log(var).sum(-1))
+        ess = effective_sample_size(ll + log_prior(x) - log_q, 0)
+    return value, _mean_se(ll), ess
+
+
+def _weighted(log_w, with_ess):
+    ess = effective_sample_size(log_w, 0)
+    return (importance_weighted_log_evidence(log_w, 0), _weighted_se(log_w, ess),
+            ess if with_ess else None)
 
 
 def _iwae(y, mu, var, eps, log_likelihood, with_ess):
-    log_w = importance_log_weights(y, mu, var, eps, log_likelihood)
-    return importance_weighted_log_evidence(log_w, 0), \
-        (effective_sample_size(log_w, 0) if with_ess else None)
+    return _weighted(importance_log_weights(y, mu, var, eps, log_likelihood), with_ess)
 
 
 def _prior(y, mu, var, eps, log_likelihood, with_ess):
-    log_w = importance_log_weights(y, mu, var, eps, log_likelihood, proposal="prior")
-    return importance_weighted_log_evidence(log_w, 0), \
-        (effective_sample_size(log_w, 0) if with_ess else None)
+    return _weighted(importance_log_weights(y, mu, var, eps, log_likelihood, proposal="prior"),
+                     with_ess)
 
 
-#: Estimators by name: ``(y, mu, var, eps, log_likelihood, with_ess) -> (value, ess or None)``.
+#: Estimators by name: ``(y, mu, var, eps, log_likelihood, with_ess) -> (value, standard error,
+#: ess or None)``, each of shape (n,).
 ESTIMATORS = {"elbo": _elbo, "iwae": _iwae, "prior": _prior}
+#: What each estimator's values are (:data:`KINDS`).
+_KIND = {"elbo": "bound", "iwae": "estimate", "prior": "estimate"}
 
 
 def estimate_log_evidence(method: str, Y: torch.Tensor, posterior: Callable, log_likelihood: Callable,
@@ -122,7 +219,8 @@ def estimate_log_evidence(method: str, Y: torch.Tensor, posterior: Callable, log
     Returns
     -------
     EvidenceEstimate
-        Tensors of shape (N,); ``effective_sample_size`` is None unless ``with_ess``.
+        Tensors of shape (N,): the values, their standard errors and (with ``with_ess``, else
+        None) the effective sample sizes; ``kind`` "bound" for ``"elbo"``, "estimate" otherwise.
 
     Examples
     --------
@@ -142,25 +240,21 @@ def estimate_log_evidence(method: str, Y: torch.Tensor, posterior: Callable, log
     >>> abs(est.log_evidence.item() - exact) < 1e-12, round(est.effective_sample_size.item(), 6)
     (True, 100.0)
     """
-    from .. import settings
-
     try:
         fn = ESTIMATORS[method]
     except KeyError:
         raise ValueError(f"Unknown method {method!r}; choose one of {list(ESTIMATORS)}.") from None
-    budget = settings.eval_chunk_elements.value() if max_elements is None else max_elements
-    rows = max(1, budget // max(1, n_samples * max(width, Y.shape[1])))
-    values, sizes = [], []
-    for start in range(0, Y.shape[0], rows):
-        y = Y[start:start + rows]
+
+    def chunk(y):
         eps = row_keyed_normal(y, n_samples, n_components, seed)
         mu = var = None
         if method != "prior":
             mu, var = posterior(y)
-        value, ess = fn(y, mu, var, eps, log_likelihood, with_ess)
-        values.append(value.detach())
-        if with_ess:
-            sizes.append(ess.detach())
+        value, se, ess = fn(y, mu, var, eps, log_likelihood, with_ess)
+        return value.detach(), se.detach(), None if ess is None else ess.detach()
+
     empty = Y.new_zeros(0)
-    return EvidenceEstimate(torch.cat(values) if values else empty,
-                            (torch.cat(sizes) if sizes else empty) if with_ess else None)
+    value, se, ess = chunked(chunk, Y, n_samples * max(width, Y.shape[1]),
+                             empty=(empty, empty, empty if with_ess else None),
+                             max_elements=max_elements)
+    return EvidenceEstimate(value, se, ess, _KIND[method], method)

@@ -27,7 +27,8 @@ from .._base import LatentVariableModel
 from .._distributed import check_same_features, is_distributed
 from .._stats import GaussianStats, block_rows, chunk_rows
 from .._validation import positive_int
-from ..evidence import average_log_likelihood, linear_gaussian_posterior, low_rank_gaussian_log_prob
+from ..evidence import (EvidenceEstimate, average_log_likelihood, linear_gaussian_posterior,
+                        low_rank_gaussian_log_prob)
 from ..evidence.masked import masked_conditional, masked_low_rank_gaussian_log_prob
 from ..likelihoods import GaussianLikelihood
 from ._missing import fit_missing, missing_posterior
@@ -259,11 +260,17 @@ class LinearGaussianModel(LatentVariableModel):
     def _likelihood_module(self):
         return self._likelihood
 
-    def _log_evidence(self, Z):
+    _evidence_methods = {"exact": "_exact_evidence"}
+    _default_evidence = "exact"
+
+    def _exact_evidence(self, Z, method, n_samples, random_state):
+        """The exact log p(z) of each row (of its observed entries); draws are not used."""
         if bool(torch.isnan(Z).any()):
-            return masked_low_rank_gaussian_log_prob(Z, ~torch.isnan(Z), self._mean, self._W,
-                                                     self._noise)
-        return low_rank_gaussian_log_prob(Z, self._mean, self._W, self._noise)
+            values = masked_low_rank_gaussian_log_prob(Z, ~torch.isnan(Z), self._mean, self._W,
+                                                       self._noise)
+        else:
+            values = low_rank_gaussian_log_prob(Z, self._mean, self._W, self._noise)
+        return EvidenceEstimate(values, torch.zeros_like(values), None, "exact", method)
 
     @property
     def n_parameters_(self) -> int:

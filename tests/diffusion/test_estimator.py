@@ -46,18 +46,17 @@ def test_score_samples_is_the_bound_with_row_keyed_draws(fitted, data):
     _, Y = data
     s = fitted.score_samples(Y)
     est = fitted.log_evidence(Y)
-    assert isinstance(est, DiffusionEvidence) and est.kind == "lower bound"
+    assert isinstance(est, DiffusionEvidence) and (est.kind, est.method) == ("bound", "bound")
+    assert est.effective_sample_size is None  # equally weighted draws
     np.testing.assert_array_equal(s, est.log_evidence)
     assert np.all(est.standard_error > 0)
     # deterministic, and a row's value is the same in any batch and order
     np.testing.assert_array_equal(s, fitted.score_samples(Y))
     np.testing.assert_allclose(fitted.score_samples(Y[::-1])[::-1], s, rtol=1e-6)
     np.testing.assert_allclose(fitted.score_samples(Y[:7]), s[:7], rtol=1e-6)
-    # elbo is the same bound; the effective sample size is the number of draws
+    # elbo is the same bound; "vlb" is the bound's former name
     assert fitted.elbo(Y, n_samples=8) == pytest.approx(float(s.mean()), rel=1e-6)
-    values, ess = lvm.DiffusionModel._estimate(fitted, fitted._validate_Y(Y, reset=False), "elbo",
-                                              5, 0, with_ess=True)
-    assert torch.all(ess == 5)
+    np.testing.assert_array_equal(fitted.log_evidence(Y, method="vlb").log_evidence, s)
     # fresh draws agree within the Monte Carlo error
     other = fitted.log_evidence(Y, random_state=1, n_samples=64)
     ref = fitted.log_evidence(Y, n_samples=64)
@@ -71,7 +70,7 @@ def test_score_samples_is_the_bound_with_row_keyed_draws(fitted, data):
 def test_probability_flow_evidence_is_labelled_apart(fitted, data):
     _, Y = data
     exact = fitted.log_evidence(Y[:10], method="ode")
-    assert exact.kind == "probability-flow log-likelihood"
+    assert (exact.kind, exact.method) == ("estimate", "ode")
     assert np.all(exact.standard_error == 0) and np.all(np.isfinite(exact.log_evidence))
     hutch = fitted.log_evidence(Y[:10], method="ode", divergence="hutchinson", n_probes=8)
     assert np.all(hutch.standard_error > 0)
@@ -165,9 +164,11 @@ def test_bad_input_and_methods(fitted, data):
         fitted.score_samples(Y[:, :3])
     with pytest.raises(ValueError, match="X has 3 columns, but DiffusionModel has 4 latent"):
         fitted.inverse_transform(torch.zeros(2, 3))
-    with pytest.raises(ValueError, match="Unknown method 'iwae'; choose 'vlb'"):
+    with pytest.raises(ValueError, match=r"Unknown method 'iwae'; choose one of \['bound', 'vlb', "
+                                         r"'ode'\] \(the evidence methods of DiffusionModel\)"):
         fitted.log_evidence(Y, method="iwae")
-    with pytest.raises(ValueError, match="n_steps is for method='vlb'"):
+    with pytest.raises(TypeError, match=r"log_evidence\(method='ode'\) got unknown option\(s\) "
+                                        r"\['n_steps'\]; it takes \['divergence', 'n_probes'\]"):
         fitted.log_evidence(Y, method="ode", n_steps=10)
     with pytest.raises(ValueError, match="n_steps must be a positive integer, got 0"):
         fitted.log_evidence(Y, n_steps=0)

@@ -94,7 +94,8 @@ def test_linear_vae_bound_and_iwae_against_exact_ppca(ppca_3000x20):
     vae = lvm.VAE(2, hidden_sizes=(), noise="shared", batch_size=256, max_epochs=60,
                   learning_rate=1e-2, validation_fraction=0.0, random_state=0).fit(Y)
     elbo = vae.elbo(Y, n_samples=100)
-    iwae, ess = vae.log_evidence(Y, method="iwae", n_samples=1000)
+    est = vae.log_evidence(Y, method="iwae", n_samples=1000)
+    iwae, ess = est.log_evidence, est.effective_sample_size
     print(f"\nexact PPCA {exact:.4f}  ELBO {elbo:.4f}  IWAE(1000) {iwae.mean():.4f}  "
           f"rel. gap {abs(iwae.mean() - exact) / abs(exact):.2e}  mean ESS {ess.mean():.0f}")
     assert elbo <= exact
@@ -117,8 +118,8 @@ def test_estimator_ordering_on_digits(digits_vae, digits_split):
     _, Y_te, *_ = digits_split
     elbo = digits_vae.elbo(Y_te, n_samples=100)
     iwae10 = digits_vae.log_evidence(Y_te, "iwae", n_samples=10).log_evidence.mean()
-    iwae500, ess = digits_vae.log_evidence(Y_te, "iwae", n_samples=500)
-    prior, prior_ess = digits_vae.log_evidence(Y_te, "prior", n_samples=500)
+    iwae500, _, ess, *_ = digits_vae.log_evidence(Y_te, "iwae", n_samples=500)
+    prior, _, prior_ess, *_ = digits_vae.log_evidence(Y_te, "prior", n_samples=500)
     print(f"\nELBO {elbo:.3f} <= IWAE(10) {iwae10:.3f} <= IWAE(500) {iwae500.mean():.3f}; "
           f"prior MC(500) {prior.mean():.3f}; mean ESS encoder {ess.mean():.1f}, "
           f"prior {prior_ess.mean():.2f} of 500")
@@ -233,7 +234,8 @@ def test_tensor_in_tensor_out_and_shapes(digits_vae, digits_split):
     assert isinstance(R, torch.Tensor) and R.shape == (10, 64)
     assert digits_vae.score_samples(Y).shape == (10,)
     est = digits_vae.log_evidence(Y, "prior", n_samples=5)
-    assert isinstance(est, tuple) and len(est) == 2 and est.log_evidence.shape == (10,)
+    assert isinstance(est, lvm.evidence.EvidenceEstimate) and est.log_evidence.shape == (10,)
+    assert isinstance(est.effective_sample_size, torch.Tensor) and est.method == "prior"
     assert digits_vae.sample(4, random_state=0).shape == (4, 64)
     np.testing.assert_array_equal(digits_vae.sample(3, random_state=1),
                                   digits_vae.sample(3, random_state=1))
