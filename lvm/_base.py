@@ -53,7 +53,7 @@ from sklearn.utils.validation import check_is_fitted, check_random_state, valida
 from . import _distributed as dist
 from . import settings
 from ._stats import GaussianStats
-from ._training import NumericalError
+from ._training import NumericalError, warn_not_converged
 from ._validation import Interval, StrOptions, check_positive_int
 
 __all__ = ["LatentVariableModel", "resolve_device"]
@@ -161,15 +161,27 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             self._usable = True
             raise
 
-    def _epoch_callback(self):
-        """The training loop's per-epoch callback from :class:`lvm.settings.on_epoch`, or None."""
+    def _record_convergence(self, converged: bool, budget: str, parameter: str, **rule) -> None:
+        """Decide, record and warn once, for every iterative fit: ``converged_``, and the
+        ConvergenceWarning when the budget (``budget``, raised by ``parameter``) ran out before
+        the stopping rule was met. ``rule`` is ``tol=`` or ``patience=`` (with ``best_epoch=``,
+        ``n_epochs=``) and ``hint=`` (see :func:`lvm._training.not_converged_message`); with
+        neither a tolerance nor a patience there is no rule, and nothing to warn about."""
+        self.converged_ = bool(converged)
+        if not converged and (rule.get("tol") is not None or rule.get("patience") is not None):
+            warn_not_converged(type(self).__name__, budget, parameter, **rule)
+
+    def _epoch_callback(self, shift: float | None = None):
+        """The training loop's per-epoch callback from :class:`lvm.settings.on_epoch`, or None.
+        ``shift`` is what takes the objective to the data's units (default the log-Jacobian)."""
         fn = settings.on_epoch.value()
         if fn is None:
             return None
         name = type(self).__name__
+        shift = self._log_jacobian if shift is None else shift
 
         def callback(record):  # in the data's units, as history_ reports it
-            fn({k: v + self._log_jacobian if k in ("train", "validation") else v
+            fn({k: v + shift if k in ("train", "validation") else v
                 for k, v in record.items()}, name)
 
         return callback

@@ -44,7 +44,7 @@ from sklearn.utils.validation import check_is_fitted, check_random_state
 
 from . import _distributed as dist
 from ._base import LatentVariableModel
-from ._training import TrainResult, train
+from ._training import TrainResult, history_record, train
 from ._validation import check_positive_int, positive_int
 from .evidence.estimators import chunked, estimate_log_evidence
 
@@ -87,7 +87,9 @@ class TrainingPlan:
 
     ``mode``: "minibatch" (one pass over the rows per epoch) or "full" (``steps_per_epoch``
     optimizer iterations on all rows per epoch). ``iters_per_epoch`` converts epochs into the
-    unit of the family's iteration budget (``n_iter_``).
+    unit of the family's iteration budget (``n_iter_``). ``limit_message`` ("in max_iter=100
+    iterations"), ``budget_parameter`` and ``budget_hint`` word the ConvergenceWarning when the
+    budget runs out.
     """
 
     mode: str
@@ -101,6 +103,8 @@ class TrainingPlan:
     validation_fraction: float = 0.0
     patience: int = 10
     limit_message: str | None = None
+    budget_parameter: str = "max_epochs"
+    budget_hint: str = ""
 
 
 class GradientLatentModel(LatentVariableModel):
@@ -253,6 +257,16 @@ class GradientLatentModel(LatentVariableModel):
         plan = self._plan()
         self._run(Z_train, Z_val, plan.max_epochs, plan.tol)
 
+    def _fit_checked(self, T, stats) -> None:
+        """Fit, then decide convergence once for the whole fit (all its stages)."""
+        super()._fit_checked(T, stats)
+        plan = self._plan()
+        patience = plan.patience if plan.validation_fraction else None
+        self._record_convergence(
+            self.converged_, plan.limit_message or f"in max_epochs={plan.max_epochs} epochs",
+            plan.budget_parameter, tol=plan.tol, patience=patience, best_epoch=self.best_epoch_,
+            n_epochs=self.n_epochs_, hint=plan.budget_hint)
+
     def _partial_fit_chunk(self, Z, first: bool) -> None:
         dist.gather_counts(*Z.shape, self._device)
         if first:
@@ -277,7 +291,8 @@ class GradientLatentModel(LatentVariableModel):
                       verbose=self.verbose and dist.world()[0] == 0, desc=name,
                       objective_name="elbo", on_failure=self._on_failure, callback=callback,
                       estimator_name=name, limit_message=plan.limit_message,
-                      advice=self._failure_advice(), result=result, validate_start=True)
+                      advice=self._failure_advice(), result=result, validate_start=True,
+                      warn=False)
             self._after_training(result, plan)
         finally:
             del self._rows
@@ -292,11 +307,10 @@ class GradientLatentModel(LatentVariableModel):
         offset, shift = self.n_epochs_, self._log_jacobian
         for record in result.history:
             epoch = record["epoch"] + offset
-            out = {"epoch": epoch, "n_iter": epoch * plan.iters_per_epoch,
-                   "train": record["train"] + shift}
-            if "validation" in record:
-                out["validation"] = record["validation"] + shift
-            self.history_.append(out)
+            validation = record.get("validation")
+            self.history_.append(history_record(
+                epoch, epoch * plan.iters_per_epoch, record["train"] + shift,
+                None if validation is None else validation + shift))
         self.n_epochs_ += result.n_epochs
         self.n_iter_ = self.n_epochs_ * plan.iters_per_epoch
         if result.best_epoch is not None:

@@ -26,7 +26,49 @@ from typing import Callable
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-__all__ = ["NumericalError", "TrainResult", "train", "numerical_errors"]
+__all__ = ["NumericalError", "TrainResult", "train", "numerical_errors", "HISTORY_KEYS",
+           "history_record", "not_converged_message", "warn_not_converged"]
+
+#: The keys of every ``history_`` record, for every iterative family: ``epoch`` (1, 2, ...: one
+#: record per call of the family's ``epoch``, a group of optimizer or EM iterations), ``n_iter``
+#: (iterations so far, in the unit of the family's budget, ``max_iter`` or ``max_epochs``),
+#: ``train`` (the training objective per point, nats of the data as passed: the log evidence
+#: or its bound) and ``validation`` (the validation objective per point, None without a
+#: validation split).
+HISTORY_KEYS = ("epoch", "n_iter", "train", "validation")
+
+
+def history_record(epoch: int, n_iter: int, train: float, validation: float | None = None) -> dict:
+    """One ``history_`` record, with the keys of :data:`HISTORY_KEYS`."""
+    return {"epoch": int(epoch), "n_iter": int(n_iter), "train": float(train),
+            "validation": None if validation is None else float(validation)}
+
+
+def not_converged_message(estimator_name: str, budget: str, parameter: str, *, tol=None,
+                          patience: int | None = None, best_epoch: int | None = None,
+                          n_epochs: int | None = None, hint: str = "") -> str:
+    """The one message of lvm's ConvergenceWarning: which budget ran out before which stopping
+    rule was met, and which parameter to raise (``hint`` follows its name).
+
+    With ``patience`` the rule is early stopping on the validation objective, otherwise the
+    relative tolerance ``tol``."""
+    if patience is not None:
+        rule = (f"early stopping needs patience={patience} epochs without a better validation "
+                "objective")
+        if best_epoch is not None:
+            rule += f" (the best was epoch {best_epoch} of {n_epochs})"
+        relax = "lower patience"
+    else:
+        rule = f"the objective's relative change had not fallen below tol={tol}"
+        relax = "raise tol"
+    return (f"{estimator_name} did not converge {budget}: {rule}. Raise {parameter}{hint}, "
+            f"or {relax}.")
+
+
+def warn_not_converged(estimator_name: str, budget: str, parameter: str, **rule) -> None:
+    """Emit the ConvergenceWarning of :func:`not_converged_message`."""
+    warnings.warn(not_converged_message(estimator_name, budget, parameter, **rule),
+                  ConvergenceWarning, stacklevel=3)
 
 
 class NumericalError(FloatingPointError):
@@ -128,7 +170,9 @@ def train(
         appended to the history (benchmarks time epochs with it).
     advice : the last sentence of the :class:`NumericalError` message.
     result : a :class:`TrainResult` to fill in place (so the caller holds it if training raises).
-    warn : whether to emit the ConvergenceWarning (callers that decide it themselves pass False).
+    warn : whether to emit the ConvergenceWarning (:func:`warn_not_converged`) when the budget
+        ran out before the stopping rule (``tol`` or early stopping) was met. The estimators pass
+        False and decide it once per fit (``LatentVariableModel._record_convergence``).
     validate_start : also evaluate ``validation`` before the first epoch (kept in
         ``result.start_validation``); the starting state then competes as epoch 0, so the state
         kept is never worse on the validation objective than the one training started from.
@@ -218,11 +262,9 @@ def train(
     if best_state is not None:
         _restore(best_state, modules, [])
     result.n_epochs = ep
-    if warn and not result.converged and tol is not None and validation is None:
-        warnings.warn(
-            f"{estimator_name} did not converge "
-            + (limit_message or f"in max_epochs={max_epochs} epochs")
-            + f" (tol={tol}); increase the iteration limit or tol.",
-            ConvergenceWarning,
-        )
+    if warn and not result.converged and (tol is not None or validation is not None):
+        warn_not_converged(estimator_name, limit_message or f"in max_epochs={max_epochs} epochs",
+                           "max_epochs", tol=tol,
+                           patience=patience if validation is not None else None,
+                           best_epoch=result.best_epoch, n_epochs=result.n_epochs)
     return result

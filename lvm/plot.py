@@ -256,8 +256,10 @@ def ard_relevance(model, ax=None):
 def training_curve(model, ax=None):
     """Plot the training objective from ``history_`` (train, and validation where recorded).
 
-    The x axis is "optimizer iterations" when the records carry ``n_iter`` (the optimizer steps
-    taken so far, e.g. the GPLVM's groups of L-BFGS steps), else "epoch".
+    Every iterative lvm estimator keeps one record layout, ``epoch``, ``n_iter``, ``train`` and
+    ``validation`` (None without a validation split): the x axis is ``n_iter``, the iterations
+    so far in the unit of the estimator's budget (optimizer or EM iterations for ``max_iter``,
+    epochs for ``max_epochs``).
 
     Parameters
     ----------
@@ -279,15 +281,13 @@ def training_curve(model, ax=None):
         ax = fig.add_subplot()
     else:
         fig = ax.figure
-    if all("n_iter" in h for h in history):
-        steps, xlabel = [h["n_iter"] for h in history], "optimizer iterations"
-    else:
-        steps, xlabel = [h.get("epoch", i + 1) for i, h in enumerate(history)], "epoch"
+    steps = [h["n_iter"] for h in history]
     ax.plot(steps, [h["train"] for h in history], label="train")
-    if any("validation" in h for h in history):
-        ax.plot([e for e, h in zip(steps, history) if "validation" in h],
-                [h["validation"] for h in history if "validation" in h], label="validation")
-    ax.set_xlabel(xlabel)
+    validated = [(n, h["validation"]) for n, h in zip(steps, history)
+                 if h["validation"] is not None]
+    if validated:
+        ax.plot(*zip(*validated), label="validation")
+    ax.set_xlabel("iterations (n_iter)")
     ax.set_ylabel("objective per point (nats)")
     ax.legend()
     ax.set_title(f"{type(model).__name__} training")

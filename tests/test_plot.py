@@ -109,19 +109,19 @@ class _History:
         self.history_ = history
 
 
-def test_training_curve_counts_optimizer_iterations_when_recorded():
-    # The GPLVM's records are groups of L-BFGS steps; calling them "epoch" misled.
-    model = _History([{"epoch": e, "n_iter": 20 * e, "train": -10.0 / e} for e in (1, 2, 3)])
-    ax = lvm.plot.training_curve(model).axes[0]
-    assert ax.get_xlabel() == "optimizer iterations"
+def test_training_curve_plots_the_one_history_layout():
+    # Every family's records: epoch, n_iter (the budget's unit: the GPLVM's groups of L-BFGS
+    # steps, EM iterations, epochs), train, validation (None without a split).
+    plain = _History([{"epoch": e, "n_iter": 20 * e, "train": -10.0 / e, "validation": None}
+                      for e in (1, 2, 3)])
+    ax = lvm.plot.training_curve(plain).axes[0]
+    assert ax.get_xlabel() == "iterations (n_iter)" and len(ax.lines) == 1
     np.testing.assert_array_equal(ax.lines[0].get_xdata(), [20, 40, 60])
-
-
-def test_training_curve_counts_epochs_otherwise():
-    model = _History([{"epoch": e, "train": -10.0 / e, "validation": -11.0 / e} for e in (1, 2)])
-    ax = lvm.plot.training_curve(model).axes[0]
-    assert ax.get_xlabel() == "epoch"
-    np.testing.assert_array_equal(ax.lines[0].get_xdata(), [1, 2])
+    split = _History([{"epoch": e, "n_iter": e, "train": -10.0 / e, "validation": -11.0 / e}
+                      for e in (1, 2)])
+    ax = lvm.plot.training_curve(split).axes[0]
+    assert len(ax.lines) == 2
+    np.testing.assert_array_equal(ax.lines[1].get_ydata(), [-11.0, -5.5])
 
 
 def _record(model, kind, value):

@@ -153,5 +153,7 @@ def test_validate_start_lets_the_start_compete_as_epoch_zero(values, best):
 def test_convergence_warning_names_the_limit():
     model, opts = _setup(lr=1e-4)
     epoch, _ = _epoch(model, opts)
-    with pytest.warns(ConvergenceWarning, match=r"did not converge in 20 steps \(tol=1e-12\)"):
+    with pytest.warns(ConvergenceWarning, match=r"model did not converge in 20 steps: the "
+                      r"objective's relative change had not fallen below tol=1e-12\. Raise "
+                      r"max_epochs, or raise tol\."):
         train(epoch, [model], opts, max_epochs=2, tol=1e-12, limit_message="in 20 steps")

@@ -212,8 +212,9 @@ class DiffusionModel(GradientLatentModel):
     scale_ : float
         The standardization (see :mod:`lvm._base`).
     history_ : list of dict
-        Per epoch: ``epoch``, ``n_iter``, ``train`` (mean one-draw training bound per point, nats
-        of the data as passed) and, with validation, ``validation``.
+        Per epoch, the layout of every lvm estimator: ``epoch``, ``n_iter``, ``train`` (mean
+        one-draw training bound per point, nats of the data as passed) and ``validation`` (None
+        without validation).
     train_evidence_ : float
         The training bound per point of the epoch whose weights were kept.
     converged_ : bool

@@ -196,7 +196,8 @@ class BayesianGPLVM(GradientLatentModel):
         The same (every lvm estimator's name for its training objective per point).
     history_ : list of dict
         The bound per point (``"train"``) after each group of steps; ``"n_iter"`` counts optimizer
-        iterations (collapsed) or epochs (SVI).
+        iterations (collapsed) or epochs (SVI); ``"epoch"`` numbers the records and
+        ``"validation"`` is None (the layout of every lvm estimator).
     n_iter_ : int
         Optimizer iterations (collapsed) or epochs (SVI) run.
     converged_ : bool
@@ -349,11 +350,13 @@ class BayesianGPLVM(GradientLatentModel):
             return TrainingPlan(mode="full", optimizer=name, learning_rate=lr,
                                 max_epochs=max(1, math.ceil(iters / steps)), tol=self._tol(name),
                                 steps_per_epoch=steps, iters_per_epoch=steps,
-                                limit_message=f"in max_iter={self.max_iter} iterations")
+                                limit_message=f"in max_iter={self.max_iter} iterations",
+                                budget_parameter="max_iter")
         return TrainingPlan(mode="minibatch", optimizer="adam", learning_rate=lr,
                             max_epochs=int(self.max_iter), tol=self._tol("adam"),
                             batch_size=int(self.batch_size),
-                            limit_message=f"in max_iter={self.max_iter} epochs")
+                            limit_message=f"in max_iter={self.max_iter} epochs",
+                            budget_parameter="max_iter")
 
     def _tol(self, optimizer: str):
         """``tol``, with ``"auto"`` resolved for the optimizer (see the class docstring)."""

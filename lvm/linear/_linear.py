@@ -17,21 +17,20 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 
 import numpy as np
 import torch
-from sklearn.exceptions import ConvergenceWarning
 
 from .._base import LatentVariableModel
 from .._distributed import check_same_features, is_distributed
 from .._stats import GaussianStats, block_rows, chunk_rows
+from .._training import TrainResult, history_record
 from .._validation import positive_int
 from ..evidence import (EvidenceEstimate, average_log_likelihood, linear_gaussian_posterior,
                         low_rank_gaussian_log_prob)
 from ..evidence.masked import masked_conditional, masked_low_rank_gaussian_log_prob
 from ..likelihoods import GaussianLikelihood
-from ._missing import fit_missing, missing_posterior
+from ._missing import EMState, fit_missing, missing_posterior
 
 
 class LinearGaussianModel(LatentVariableModel):
@@ -126,24 +125,41 @@ class LinearGaussianModel(LatentVariableModel):
             raise ValueError(f"n_components={self.n_components!r} needs complete data; pass an "
                              "integer n_components to fit data with missing values.")
         mask = ~torch.isnan(Z)
-        fit = fit_missing(Z.to(torch.float64), mask, int(self.n_components),
-                          noise=self._noise_model, max_iter=self._em_max_iter(), tol=self._em_tol(),
-                          min_noise_fraction=self._em_floor())
         # log p(y_o) = log p(z_o) - |o| log(scale): the Jacobian counts each row's observed entries
         jacobian = -float(mask.sum(1).to(torch.float64).mean()) * math.log(self._scale)
-        self._stats = None
-        self._set_parameters(fit.W, fit.mean, fit.noise)
-        for name, value in self._missing_attributes(fit).items():
-            setattr(self, name, value)
-        self.n_iter_, self.converged_ = fit.n_iter, fit.converged
-        self.train_evidence_ = float(fit.history[-1]) + jacobian
-        self.log_evidence_ = self.train_evidence_ * Z.shape[0]
-        if not fit.converged:
-            warnings.warn(f"{type(self).__name__} EM with missing values did not converge in "
-                          f"max_iter={self._em_max_iter()} iterations (tol={self._em_tol()}); "
-                          "increase max_iter.", ConvergenceWarning)
+        state, result = EMState(), TrainResult()
+        name = type(self).__name__
 
-    def _missing_attributes(self, fit) -> dict:  # pragma: no cover - abstract
+        def store(W, mean, noise, history, n_iter):
+            self._stats = None
+            self._set_parameters(W, mean, noise)
+            for key, value in self._missing_attributes(W, noise).items():
+                setattr(self, key, value)
+            self.n_iter_ = n_iter
+            # one record per EM iteration, in the data's units (as train_evidence_)
+            self.history_ = [history_record(i, i, value + jacobian)
+                             for i, value in enumerate(history) if i > 0]
+            self.train_evidence_ = float(history[-1]) + jacobian
+            self.log_evidence_ = self.train_evidence_ * Z.shape[0]
+
+        def store_last_good():  # after an interruption: the last whole EM iteration
+            store(state.W, state.mean, state.noise,
+                  [state.start] + [r["train"] for r in result.history], result.n_epochs)
+
+        with self._usable_on_interrupt(store_last_good):
+            fit = fit_missing(Z.to(torch.float64), mask, int(self.n_components),
+                              noise=self._noise_model, max_iter=self._em_max_iter(),
+                              tol=self._em_tol(), min_noise_fraction=self._em_floor(),
+                              verbose=self.verbose, callback=self._epoch_callback(jacobian),
+                              state=state, result=result, estimator_name=name,
+                              desc=f"{name} EM with missing values")
+        store(fit.W, fit.mean, fit.noise, fit.history, fit.n_iter)
+        self._record_convergence(fit.converged, f"in max_iter={self._em_max_iter()} EM "
+                                 "iterations (with missing values)", "max_iter", tol=self._em_tol())
+
+    def _missing_attributes(self, W, noise) -> dict:  # pragma: no cover - abstract
+        """The family's fitted attributes of the EM solution: loadings ``W`` (D, K) and noise
+        variances ``noise`` (D,), float64."""
         raise NotImplementedError
 
     def _global(self, stats: GaussianStats) -> GaussianStats:

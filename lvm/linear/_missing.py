@@ -59,6 +59,7 @@ from typing import NamedTuple
 
 import torch
 
+from .._training import TrainResult, train
 from ..evidence.masked import (
     _chunks,
     _describe,
@@ -72,7 +73,8 @@ from ..evidence.masked import (
     rows_per_chunk,
 )
 
-__all__ = ["MissingFit", "fit_missing", "missing_em_step", "missing_posterior", "NOISE_MODELS"]
+__all__ = ["MissingFit", "EMState", "fit_missing", "missing_em_step", "missing_posterior",
+           "NOISE_MODELS"]
 
 NOISE_MODELS = {
     "shared": "one variance sigma^2 for every feature (PPCA)",
@@ -217,7 +219,9 @@ def _initialize(Y, mask, mean, K, noise_model, floor, size):
 
 
 def fit_missing(Y, mask, n_components, *, noise="shared", W0=None, mean0=None, noise0=None,
-                max_iter=1000, tol=1e-9, min_noise_fraction=1e-8, chunk_size=None) -> MissingFit:
+                max_iter=1000, tol=1e-9, min_noise_fraction=1e-8, chunk_size=None, verbose=False,
+                callback=None, state=None, result=None, estimator_name="EM",
+                desc="EM with missing values") -> MissingFit:
     r"""Maximum-likelihood PPCA or Factor Analysis of partly observed data, by exact EM.
 
     See the module docstring for the E- and M-steps and the initialization. Runs on Y's device in
@@ -242,13 +246,23 @@ def fit_missing(Y, mask, n_components, *, noise="shared", W0=None, mean0=None, n
     max_iter : int, default=1000
         Maximum number of EM iterations.
     tol : float, default=1e-9
-        Stop when L_t - L_{t-1} <= tol * |L_t|, L the total observed-data log-likelihood. A
-        decrease (possible only by rounding) therefore also stops the iteration.
+        Stop when l_t - l_{t-1} < tol * max(1, |l_t|), l the observed-data log-likelihood per
+        row (the training loop's relative tolerance, :func:`lvm._training.train`). A decrease
+        (possible only by rounding) therefore also stops the iteration.
     min_noise_fraction : float, default=1e-8
         Noise floor, relative to the observed variance of each feature (to their mean for shared
         noise); never absolute.
     chunk_size : int or None
         Rows per batched factorization (None: a size that bounds a chunk's memory).
+    verbose, callback, estimator_name, desc
+        Passed to :func:`lvm._training.train`, which runs the iterations (one epoch each): the
+        progress bar, the per-iteration callback (records ``epoch`` and ``train``, the
+        log-likelihood per row) and the names in its messages.
+    state : EMState, optional
+        Filled with the parameters and updated in place: after an interruption (the training
+        loop restores the last whole iteration) it holds the last good ones.
+    result : lvm._training.TrainResult, optional
+        Filled in place by the training loop.
 
     Returns
     -------
@@ -295,19 +309,45 @@ def fit_missing(Y, mask, n_components, *, noise="shared", W0=None, mean0=None, n
     W, mean = W.to(Y.dtype), mean.to(Y.dtype)
     nz = torch.maximum(nz.mean() if noise == "shared" else nz, floor).expand(D).clone()
 
-    history, converged, previous = [], False, None
-    for it in range(max_iter + 1):
-        stats = _e_step(Y, mask, W, mean, nz, size)
-        current = float(stats.log_likelihood)
-        history.append(current / N)
-        if previous is not None and current - previous <= tol * abs(current):
-            converged = True
-            break
-        if it == max_iter:
-            break
-        W, mean, nz = _m_step(Y, mask, mean, stats, counts, noise, floor, size)
-        previous = current
-    return MissingFit(W, mean, nz, history, it, converged)
+    params = EMState() if state is None else state
+    params.W, params.mean, params.noise = W, mean, nz
+    current = {"stats": _e_step(Y, mask, W, mean, nz, size)}
+    start = params.start = float(current["stats"].log_likelihood) / N
+
+    def em_iteration():  # one M-step, then the E-step of its result: log p(Y_o) per row
+        stats = current.pop("stats", None)
+        if stats is None:  # the parameters were restored after a failure: their E-step again
+            stats = _e_step(Y, mask, params.W, params.mean, params.noise, size)
+        W, mean, nz = _m_step(Y, mask, params.mean, stats, counts, noise, floor, size)
+        params.W, params.mean, params.noise = W, mean, nz
+        current["stats"] = _e_step(Y, mask, W, mean, nz, size)
+        return current["stats"].log_likelihood / N
+
+    def on_failure(retry, exc):
+        current.pop("stats", None)
+        return None
+
+    result = TrainResult() if result is None else result
+    train(em_iteration, [params], max_epochs=max_iter, tol=tol, n_iter_no_change=1,
+          on_failure=on_failure, callback=callback, verbose=verbose, desc=desc,
+          objective_name="log p(y_o)", estimator_name=estimator_name,
+          advice="Try a larger noise floor (min_noise) or fewer components.", result=result,
+          warn=False)
+    history = [start] + [r["train"] for r in result.history]
+    return MissingFit(params.W, params.mean, params.noise, history, result.n_epochs,
+                      result.converged)
+
+
+class EMState(torch.nn.Module):
+    """The parameters (W, mean, noise) of a running EM as buffers: :func:`fit_missing` updates
+    them in place, so a caller holding this object keeps the last good parameters when the fit
+    is interrupted (the training loop restores them before the exception propagates); ``start``
+    is the log-likelihood per row at the initial parameters."""
+
+    def __init__(self):
+        super().__init__()
+        for name in ("W", "mean", "noise"):
+            self.register_buffer(name, None)
 
 
 def missing_em_step(Y, mask, W, mean, noise, *, noise_model="shared", noise_floor=0.0,

@@ -7,7 +7,7 @@ import numbers
 import torch
 
 from .._stats import DEFAULT_CHUNK, GaussianStats, descending_eigh
-from .._training import TrainResult, train
+from .._training import TrainResult, history_record, train
 from .._validation import Interval
 from ..evidence import average_log_likelihood
 from ._linear import LinearGaussianModel
@@ -33,7 +33,8 @@ class FactorAnalysis(LinearGaussianModel):
         \Psi \leftarrow \mathrm{diag}(S - W \beta S),
 
     so an iteration costs O(D^2 K), independent of N. EM starts from the PPCA solution and stops
-    when the mean log-likelihood per sample improves by less than ``tol`` over 5 iterations.
+    when the mean log-likelihood per sample improves by less than ``tol`` (relative to
+    max(1, its magnitude)) over 10 iterations.
 
     Parameters
     ----------
@@ -59,7 +60,10 @@ class FactorAnalysis(LinearGaussianModel):
     train_evidence_ : float
         The same per sample.
     history_ : list of dict
-        Mean log-likelihood per sample, every 10 EM iterations.
+        One record every 10 EM iterations (every iteration with missing values), in the layout
+        of every lvm estimator: ``epoch``, ``n_iter`` (EM iterations so far), ``train`` (the
+        exact mean log-likelihood per sample in the data's units, as ``train_evidence_``) and
+        ``validation`` (None).
     converged_ : bool
         Whether EM met ``tol`` before ``max_iter`` (an interrupted fit keeps its last EM state
         and is usable, with ``converged_ = False``).
@@ -126,7 +130,8 @@ class FactorAnalysis(LinearGaussianModel):
 
         def finish():
             self.n_iter_ = result.n_epochs * self._STEPS_PER_CHECK
-            self.history_ = [{**r, "train": r["train"] + self._log_jacobian}
+            self.history_ = [history_record(r["epoch"], r["epoch"] * self._STEPS_PER_CHECK,
+                                            r["train"] + self._log_jacobian)
                              for r in result.history]
             self.converged_ = result.converged
 
@@ -149,8 +154,11 @@ class FactorAnalysis(LinearGaussianModel):
                 limit_message=f"in max_iter={self.max_iter} EM iterations",
                 callback=self._epoch_callback(),
                 result=result,
+                warn=False,
             )
         finish()
+        self._record_convergence(result.converged, f"in max_iter={self.max_iter} EM iterations",
+                                 "max_iter", tol=self.tol)
         return params.W, stats.mean, params.noise, self._noise_attributes(params.noise)
 
     def _noise_attributes(self, noise):
@@ -172,6 +180,5 @@ class FactorAnalysis(LinearGaussianModel):
     def _em_floor(self):
         return float(self.min_noise)
 
-    def _missing_attributes(self, fit) -> dict:
-        self.history_ = [{"epoch": i, "train": float(v)} for i, v in enumerate(fit.history)]
-        return self._noise_attributes(fit.noise)
+    def _missing_attributes(self, W, noise) -> dict:
+        return self._noise_attributes(noise)

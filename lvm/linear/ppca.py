@@ -54,7 +54,7 @@ class PPCA(LinearGaussianModel):
     random_state : int, RandomState or None, default=None
         Seeds :meth:`sample`; the fit itself is deterministic.
     verbose : bool, default=False
-        Unused by the closed form; kept for a uniform interface.
+        Show the progress of EM with missing values (the closed form has none).
 
     Attributes
     ----------
@@ -84,6 +84,10 @@ class PPCA(LinearGaussianModel):
         EM iterations with missing values; 1 (one closed-form solve) otherwise.
     converged_ : bool
         Whether EM converged (missing values only).
+    history_ : list of dict
+        With missing values, one record per EM iteration in the layout of every lvm estimator:
+        ``epoch``, ``n_iter``, ``train`` (the exact observed-data log-likelihood per sample in
+        the data's units) and ``validation`` (None).
     n_features_in_ : int
 
     References
@@ -189,11 +193,11 @@ class PPCA(LinearGaussianModel):
     def _em_floor(self):
         return 1e-8
 
-    def _missing_attributes(self, fit) -> dict:
+    def _missing_attributes(self, W, noise) -> dict:
         s2 = self._scale ** 2
-        C = fit.W @ fit.W.T + torch.diag(fit.noise)
+        C = W @ W.T + torch.diag(noise)
         eigvals = descending_eigh(C)[0]
-        K = fit.W.shape[1]
-        return {"noise_variance_": float(fit.noise[0]) * s2,
+        K = W.shape[1]
+        return {"noise_variance_": float(noise[0]) * s2,
                 "explained_variance_": (eigvals[:K] * s2).cpu().numpy(),
                 "eigenvalues_": (eigvals * s2).cpu().numpy()}

@@ -198,8 +198,9 @@ class VAE(GradientLatentModel):
     noise_variance_ : float or ndarray of shape (n_features,)
         The learned Gaussian noise variance, in the data's units (Gaussian likelihood only).
     history_ : list of dict
-        Per epoch: ``epoch``, ``n_iter``, ``train`` (mean training ELBO per point, nats of the
-        data as passed) and, with validation, ``validation`` (validation ELBO per point).
+        Per epoch, the layout of every lvm estimator: ``epoch``, ``n_iter``, ``train`` (mean
+        training ELBO per point, nats of the data as passed) and ``validation`` (validation ELBO
+        per point; None without validation).
     train_evidence_ : float
         The training ELBO per point of the epoch whose weights were kept (for the start,
         ``best_epoch_ = 0``, its ELBO on the training rows with one draw per row).
@@ -341,21 +342,9 @@ class VAE(GradientLatentModel):
                             patience=self._epochs_for(self.patience, self._PATIENCE_STEPS,
                                                       self._PATIENCE_EPOCHS),
                             limit_message=f"in max_epochs={max_epochs} epochs ({steps} optimizer "
-                                          "steps)")
-
-    def _fit(self, Z) -> None:
-        super()._fit(Z)
-        plan = self._plan()
-        if not self.converged_ and plan.validation_fraction:
-            warnings.warn(
-                f"VAE did not converge {plan.limit_message}: early stopping needs "
-                f"patience={plan.patience} epochs without a better validation ELBO (the best "
-                f"was epoch {self.best_epoch_} of {self.n_epochs_}). Raise max_epochs"
-                + (" (None sets a budget of at least "
-                   f"{self._BUDGET_STEPS} steps)" if self.max_epochs is not None else "")
-                + ", or lower patience.",
-                ConvergenceWarning,
-            )
+                                          "steps)",
+                            budget_hint="" if self.max_epochs is None else
+                            f" (None sets a budget of at least {self._BUDGET_STEPS} steps)")
 
     def _build(self, Z: torch.Tensor) -> VAEModule:
         """The networks and likelihood: at the linear model's optimum (see ``init``) or from
