@@ -16,7 +16,7 @@ from .. import settings
 from .._gradient import GradientLatentModel, TrainingPlan
 from .._validation import Interval, StrOptions, nonnegative_int, positive_int, positive_real
 from ..evidence import row_keyed_normal
-from ..latents import PointLatent, fit_frozen
+from ..latents import FrozenPosteriors, PointLatent, fit_frozen
 from ..likelihoods import LIKELIHOODS, GaussianLikelihood
 from ._init import (LATENT_VAR_INIT, NOISE_INIT_FRACTION, initial_inducing, initial_kernel,
                     initial_latent, pca_fill, pca_start, warm_start_q_u)
@@ -34,8 +34,9 @@ _STEPS_PER_EPOCH = {"lbfgs": 10, "adam": 50}
 _AUTO_TOL = {"lbfgs": 1e-3, "adam": 1e-6}
 #: Default step sizes.
 _LEARNING_RATE = {"lbfgs": 1.0, "adam": 0.01}
-#: Training rows kept (with their q(x)) so that ``transform`` of a training row returns its own
-#: fitted q(x_n), and new rows start from their nearest one.
+#: Training rows kept for lookup with their q(x) (:class:`lvm.latents.FrozenPosteriors`), so that
+#: ``transform`` of a training row returns its own fitted q(x_n), and new rows start from their
+#: nearest one.
 _BANK_SIZE = 20000
 #: Rows per chunk when fitting q(x*) for new rows.
 _ROW_CHUNK = 1024
@@ -396,7 +397,8 @@ class BayesianGPLVM(GradientLatentModel):
         kernel = initial_kernel(make_kernel(self.kernel, Q).to(device=dev, dtype=dt), start,
                                 isinstance(self.kernel, str), likelihood.location_scale)
         self._jitter = settings.cholesky_jitter.value(dt)
-        self._past = []  # completed partial_fit chunks: (rows, mu, var)
+        self._frozen = FrozenPosteriors(_BANK_SIZE)  # q(x_n) of the training rows, per chunk
+        self._chunk = 0  # the partial_fit chunk being fitted (0: fit, or the first chunk)
         if self.inference == "collapsed":
             return SparseGPLVM(latent, kernel, likelihood, inducing).to(device=dev, dtype=dt)
         with torch.no_grad():
@@ -483,9 +485,9 @@ class BayesianGPLVM(GradientLatentModel):
         count = torch.tensor(float(Z.shape[0]), dtype=torch.float64, device=Z.device)
         self._n_total += int(dist.all_reduce_sum(count).item())
         self._masked = self._any_missing(Z) or self._masked
+        self._chunk += 1
         if self.encoder:
             return False
-        self._past.append(self._current_chunk)
         mu, var = self._posterior_params(Z)
         self._model.latent = PointLatent(mu, var)
         return True
@@ -509,14 +511,10 @@ class BayesianGPLVM(GradientLatentModel):
                                                       m.likelihood, self._offset)
             self.train_evidence_ = self.elbo_
             mu, var = m.latent(Z, None)
-            self._current_chunk = (Z[:_BANK_SIZE], mu.detach(), var.detach())
-            chunks = self._past + [self._current_chunk]
-            self._bank_rows = torch.cat([c[0] for c in chunks])[:_BANK_SIZE]
-            self._bank_mu = torch.cat([c[1][: c[0].shape[0]] for c in chunks])[:_BANK_SIZE]
-            self._bank_var = torch.cat([c[2][: c[0].shape[0]] for c in chunks])[:_BANK_SIZE]
+            self._frozen.extend(self._chunk, Z, mu, var)
             if not self.encoder:
-                self.latent_mean_ = np.concatenate([self._to_numpy(c[1]) for c in chunks])
-                self.latent_var_ = np.concatenate([self._to_numpy(c[2]) for c in chunks])
+                self.latent_mean_ = self._to_numpy(self._frozen.mean)
+                self.latent_var_ = self._to_numpy(self._frozen.var)
             self.inducing_points_ = self._to_numpy(m.inducing_points)
             self.n_inducing_ = int(m.inducing_points.shape[0])
             if isinstance(m.likelihood, GaussianLikelihood):
@@ -579,9 +577,8 @@ class BayesianGPLVM(GradientLatentModel):
         return torch.cat(mus), torch.cat(vars_)
 
     def _fit_rows(self, y):
-        nearest, same = self._nearest_training_row(y)
-        mu, var = self._bank_mu[nearest].clone(), self._bank_var[nearest].clone()
-        new = ~same
+        mu, var, found = self._frozen.lookup(y)
+        new = ~found
         if bool(new.any()):
             post = self._posterior_model
             y_new = y[new]
@@ -595,21 +592,6 @@ class BayesianGPLVM(GradientLatentModel):
                 max_iter=int(self.transform_max_iter), learning_rate=_TRANSFORM_LR,
                 name="BayesianGPLVM")
         return mu, var
-
-    def _nearest_training_row(self, y):
-        """Index of each row's nearest banked training row (data space, over the row's observed
-        entries, the bank's missing ones at the mean), and whether it is equal (NaN where it has
-        NaN)."""
-        bank = self._bank_rows
-        with torch.no_grad():
-            observed = ~torch.isnan(y)
-            y0 = torch.where(observed, y, y.new_zeros(()))
-            b0 = torch.nan_to_num(bank, nan=0.0)
-            d = (y0 * y0).sum(1, keepdim=True) - 2 * y0 @ b0.T + observed.to(y.dtype) @ (b0 * b0).T
-            idx = d.argmin(1)
-            near = bank[idx]
-            same = ((near == y) | (torch.isnan(near) & ~observed)).all(1)
-            return idx, same
 
     def _log_likelihood(self, z, x):
         return self._posterior_model.log_marginal(z, x)

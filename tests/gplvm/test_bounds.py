@@ -34,7 +34,7 @@ def fitted_rbf(ppca_400x5):
 def test_collapsed_bound_equals_svi_bound_at_optimal_q_u(fitted_rbf):
     est = fitted_rbf
     model = est._model
-    Yc = est._bank_rows - est._offset  # the centred (standardized) training rows
+    Yc = est._frozen.rows - est._offset  # the centred (standardized) training rows
     N, D = Yc.shape
     with torch.no_grad():
         collapsed, _, mean, root = CollapsedELBO(model, jitter=est._jitter).terms(Yc)
@@ -58,7 +58,7 @@ def test_collapsed_bound_equals_svi_bound_at_optimal_q_u(fitted_rbf):
 
 def test_new_point_expected_log_likelihood_matches_monte_carlo(fitted_rbf):
     post = fitted_rbf._posterior_model
-    Yc = fitted_rbf._bank_rows[:5]
+    Yc = fitted_rbf._frozen.rows[:5]
     mu = torch.tensor(fitted_rbf.latent_mean_[:5])
     var = torch.tensor(fitted_rbf.latent_var_[:5])
     closed = post.expected_log_likelihood(Yc, mu, var)

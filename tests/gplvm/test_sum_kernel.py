@@ -28,7 +28,7 @@ def _with_kernel(model, kernel):
 def test_bound_with_rbf_switched_off_is_the_linear_bound(fitted_linear):
     est = fitted_linear
     lin_model = est._model
-    Yc = est._bank_rows - est._offset
+    Yc = est._frozen.rows - est._offset
     rbf = make_kernel("rbf", 2).to(torch.float64)
     rbf.base_kernel.lengthscale = torch.tensor([0.8, 1.5], dtype=torch.float64)
     rbf.outputscale = torch.tensor(1e-13, dtype=torch.float64)
