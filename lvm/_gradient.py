@@ -120,6 +120,8 @@ class GradientLatentModel(LatentVariableModel):
         minibatch mode: the objective of each row of the batch (its ELBO term) and a 0-d global
         term per point (or None), whose sum over rows / N plus the global term is the bound.
     ``_full_objective(Z)`` -> the bound summed over all rows (full-batch mode).
+    ``_full_penalty(Z)`` -> a term subtracted from it for the optimizer only (full-batch mode; 0 by
+        default): the optimizer maximizes bound - penalty, the value recorded is the bound.
     ``_posterior_params(Z)`` -> (mu, var) of q(x | z) for rows (encoder, or fitted frozen).
     ``_log_likelihood(z, x)`` -> (S, n): log p(z | x) for draws x (S, n, K).
     ``_decode(X)``, ``_decoder_sample(X, generator)``, ``_likelihood_module()``.
@@ -157,6 +159,9 @@ class GradientLatentModel(LatentVariableModel):
 
     def _full_objective(self, Z):  # pragma: no cover - full-batch families
         raise NotImplementedError
+
+    def _full_penalty(self, Z):
+        return 0.0
 
     def _posterior_params(self, Z):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -375,7 +380,7 @@ class GradientLatentModel(LatentVariableModel):
         if plan.optimizer == "lbfgs":
             def closure():
                 opt.zero_grad()
-                loss = -self._full_objective(Z) / N
+                loss = -(self._full_objective(Z) - self._full_penalty(Z)) / N
                 loss.backward()
                 return loss
 
@@ -393,7 +398,7 @@ class GradientLatentModel(LatentVariableModel):
             for _ in range(plan.steps_per_epoch):
                 opt.zero_grad()
                 value = self._full_objective(Z) / N
-                (-value).backward()
+                (self._full_penalty(Z) / N - value).backward()
                 opt.step()
                 self._after_step()
             return value.detach()

@@ -1,4 +1,5 @@
-r"""A neighbour-preservation term on the means of an amortized posterior q(x | y).
+r"""A neighbour-preservation term on the means of a posterior q(x | y): an encoder's (the VAE,
+minibatch form) or free per-row means (the Bayesian GPLVM, :meth:`NeighborGraph.loss`).
 
 The ELBO, and the importance-weighted estimate that uses q as its proposal, bound log p(y) for
 *any* q(x | y). So an encoder may be trained with the ELBO plus a term that makes its means keep
@@ -24,10 +25,20 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["NeighborGraph", "NeighborMap", "neighbor_infonce", "NEIGHBOR_SCALE"]
+__all__ = ["NeighborGraph", "NeighborMap", "neighbor_infonce", "neighbor_contrast",
+           "NEIGHBOR_SCALE", "N_NEGATIVES"]
 
 #: s, the scale of the encoder means the neighbour term sees (see the module docstring).
 NEIGHBOR_SCALE = 10.0
+#: The full-batch forms (:meth:`NeighborGraph.loss`, :class:`NeighborMap`) contrast each row
+#: against a fixed, evenly spaced subset of at most this many rows.
+N_NEGATIVES = 1024
+
+
+def _evenly_spaced(n: int, device) -> torch.Tensor:
+    """At most ``N_NEGATIVES`` evenly spaced indices of ``n`` rows (the negatives)."""
+    step = -(-n // N_NEGATIVES)  # ceil
+    return torch.arange(0, n, step, device=device)
 
 
 class NeighborGraph:
@@ -57,6 +68,30 @@ class NeighborGraph:
             return
         index = NearestNeighbors(n_neighbors=k).fit(_host(Z)).kneighbors(return_distance=False)
         self.index = torch.as_tensor(np.ascontiguousarray(index), device=Z.device)
+        self.negatives = _evenly_spaced(n, Z.device)
+
+    def loss(self, mu: torch.Tensor, rows: torch.Tensor | None = None,
+             scale: float = NEIGHBOR_SCALE) -> torch.Tensor:
+        """The deterministic, full-batch form of the term for free means (one per row of ``Z``):
+        :func:`neighbor_contrast` of each of ``rows`` (all by default) with its k neighbours as
+        positives and a fixed, evenly spaced subset of at most ``N_NEGATIVES`` rows as negatives,
+        shape (len(rows),). Zeros when ``Z`` has a single row.
+
+        Parameters
+        ----------
+        mu : torch.Tensor of shape (n, K)
+            The means of every row of ``Z``.
+        rows : torch.Tensor of int or None
+            The rows whose terms are wanted.
+        scale : float
+            s.
+        """
+        if rows is None:
+            rows = torch.arange(mu.shape[0], device=mu.device)
+        if self.index is None:
+            return mu.new_zeros(rows.shape[0])
+        m = scale * mu
+        return neighbor_contrast(m[rows], m[self.index[rows]], m[self.negatives])
 
     def sample(self, rows: torch.Tensor, generator) -> torch.Tensor | None:
         """One neighbour of each of ``rows`` (indices into ``Z``), uniformly among its k; the
@@ -85,6 +120,24 @@ def neighbor_infonce(mu: torch.Tensor, mu_neighbor: torch.Tensor,
     return -(logits.diagonal() - torch.logsumexp(logits, 1))
 
 
+def neighbor_contrast(m: torch.Tensor, positives: torch.Tensor,
+                      negatives: torch.Tensor) -> torch.Tensor:
+    r"""The contrastive loss of each row against all its neighbours and a fixed set of negatives,
+    :math:`-\frac1k \sum_j \log q(m_i, p_{ij}) + \log \sum_r q(m_i, n_r)`, shape (n,).
+
+    Parameters
+    ----------
+    m : torch.Tensor of shape (n, K)
+        The rows' means, scaled by s already.
+    positives : torch.Tensor of shape (n, k, K)
+        Each row's k neighbours' means, scaled.
+    negatives : torch.Tensor of shape (r, K)
+        The negatives' means, scaled.
+    """
+    attraction = -torch.log1p((m.unsqueeze(1) - positives).square().sum(-1)).mean(1)
+    return torch.logsumexp(_log_similarity(m, negatives), 1) - attraction
+
+
 def _log_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """log q of every pair of rows of ``a`` (n, K) and ``b`` (r, K), scaled already: -log(1 +
     squared distance), shape (n, r). The squared distances come from the inner products, smooth
@@ -105,7 +158,7 @@ class NeighborMap:
         L(m) = -\frac1k \sum_{j \in N_k(y)} \log q(m, x_j) + \log \sum_{r \in R'} q(m, x_r),
 
     the contrastive loss of training with all k neighbours as positives and a fixed, evenly
-    spaced subset R' of at most ``n_negatives`` reference rows as negatives (UMAP's and
+    spaced subset R' of at most ``N_NEGATIVES`` reference rows as negatives (UMAP's and
     openTSNE's ``transform`` place a new point against the fitted map the same way). Each row's steps depend on that row alone (the loss is summed, Adam is elementwise)
     and on no random draw, so the result does not depend on the other rows passed with it.
 
@@ -123,10 +176,8 @@ class NeighborMap:
     #: Adam's step size on the means, in units of 1 / s. On USPS (the embed model, 200 steps)
     #: 0.1 reached what 400 steps at 0.05 reach (trustworthiness 0.941, 5-NN 0.923).
     learning_rate = 0.1
-    #: Rows refined together (memory: this many x n_negatives similarities).
+    #: Rows refined together (memory: this many x ``N_NEGATIVES`` similarities).
     chunk_rows = 1024
-    #: At most this many reference rows serve as negatives.
-    n_negatives = 1024
 
     def __init__(self, Z: torch.Tensor, X: torch.Tensor, n_neighbors: int,
                  scale: float = NEIGHBOR_SCALE):
@@ -136,27 +187,34 @@ class NeighborMap:
         self.scale = float(scale)
         self._search = NearestNeighbors(n_neighbors=self.k).fit(_host(Z))
         self.X = X.detach() * self.scale
-        step = -(-X.shape[0] // self.n_negatives)  # ceil: at most n_negatives rows
-        self.negatives = self.X[::step]
+        self.negatives = self.X[_evenly_spaced(X.shape[0], X.device)]
+
+    def neighbors(self, z: torch.Tensor) -> torch.Tensor:
+        """The indices of the k nearest reference rows of each of the rows ``z``, (n, k)."""
+        index = self._search.kneighbors(_host(z), return_distance=False)
+        return torch.as_tensor(index, device=z.device)
+
+    def loss(self, mu: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """L of each row with means ``mu`` (unscaled) and reference neighbours ``index``
+        (:meth:`neighbors`), shape (n,)."""
+        return neighbor_contrast(mu * self.scale, self.X.to(mu.dtype)[index],
+                                 self.negatives.to(mu.dtype))
 
     def refine(self, z: torch.Tensor, mu: torch.Tensor, steps: int) -> torch.Tensor:
         """The refined means of the rows ``z`` (shape like ``mu``)."""
         if steps < 1 or z.shape[0] == 0:
             return mu
-        index = torch.as_tensor(self._search.kneighbors(_host(z), return_distance=False),
-                                device=mu.device)
+        index = self.neighbors(z).to(mu.device)
         out = []
-        negatives = self.negatives.to(mu.dtype)
         for start in range(0, z.shape[0], self.chunk_rows):
             m = (mu[start:start + self.chunk_rows].detach() * self.scale).clone()
             m.requires_grad_(True)
             positives = self.X.to(mu.dtype)[index[start:start + self.chunk_rows]]  # (n, k, K)
+            negatives = self.negatives.to(mu.dtype)
             opt = torch.optim.Adam([m], lr=self.learning_rate)
             with torch.enable_grad():
                 for _ in range(int(steps)):
-                    attraction = -torch.log1p((m.unsqueeze(1) - positives).square().sum(-1))
-                    repulsion = torch.logsumexp(_log_similarity(m, negatives), 1)
-                    loss = -(attraction.mean(1) - repulsion).sum()
+                    loss = neighbor_contrast(m, positives, negatives).sum()
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
