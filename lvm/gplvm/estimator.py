@@ -95,8 +95,9 @@ class BayesianGPLVM(GradientLatentModel):
     inference : {"collapsed", "svi"}, default="collapsed"
     likelihood : {"gaussian", "bernoulli", "poisson", "negative_binomial", "binomial(n=...)"}, \
             default="gaussian"
-        Any likelihood of :mod:`lvm.likelihoods` with ``inference="svi"`` (the count likelihoods need
-        non-negative integer data; see :class:`lvm.VAE`); the collapsed bound needs the Gaussian.
+        Any likelihood of :mod:`lvm.likelihoods` with ``inference="svi"`` (the count
+        likelihoods need non-negative integer data; see :class:`lvm.VAE`); the collapsed bound
+        needs the Gaussian.
     noise : {"shared", "per_feature"}, default="per_feature"
         Gaussian likelihood: one noise variance, or one per feature (as Factor Analysis); in the
         collapsed bound the latter is a sum of D single-output bounds (:mod:`lvm.gplvm.collapsed`),
