@@ -81,9 +81,10 @@ class VAE(GradientLatentModel):
         ``"negative_binomial"`` with one learned size per feature, ``"binomial(n=16)"`` with n a
         number, one per feature ``"binomial(n=[...])"`` or the row's total
         ``"binomial(n=total)"``) need non-negative integer data, and their evidence is a
-        log-probability, log P(y) <= 0 per entry (given the row totals for ``n=total``). With ``hidden_sizes=()`` and a count
-        likelihood the model is probabilistic GLM-PCA: y ~ Poisson(exp(W x + b)) (or NB /
-        binomial) with x ~ N(0, I) integrated out, not a point estimate of x.
+        log-probability, log P(y) <= 0 per entry (given the row totals for ``n=total``). With
+        ``hidden_sizes=()`` and a count likelihood the model is probabilistic GLM-PCA:
+        y ~ Poisson(exp(W x + b)) (or NB / binomial) with x ~ N(0, I) integrated out, not a
+        point estimate of x.
     noise : {"shared", "per_feature"}, default="per_feature"
         The Gaussian noise variance: one sigma^2 for all features, or one per feature. The
         default was chosen by held-out evidence: with default settings otherwise, the held-out
