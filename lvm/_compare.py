@@ -222,10 +222,11 @@ def compare(models, Y=None, *, Y_train=None, Y_test=None, test_size=0.2, standar
                 f"{', '.join(dict.fromkeys(unable))} does not model them; leave it out, or fill "
                 "the holes first (e.g. lvm.LatentImputer).")
     integer = _is_integer_valued(Y_train, Y_test)
-    counts = {id(m): _count_likelihood(m) for m in (models.values() if isinstance(models, dict)
-                                                     else models)}
-    count_models = [f"{type(m).__name__}(likelihood={counts[id(m)]!r})" for m in
-                    (models.values() if isinstance(models, dict) else models) if counts[id(m)]]
+    estimators = list(models.values()) if isinstance(models, dict) else list(models)
+    models = models if isinstance(models, dict) else estimators  # iterated once more below
+    counts = {id(m): _count_likelihood(m) for m in estimators}
+    count_models = [f"{type(m).__name__}(likelihood={counts[id(m)]!r})" for m in estimators
+                    if counts[id(m)]]
     if count_models and not integer:
         raise ValueError(
             f"{', '.join(count_models)} models counts, but the data have non-integer values; "
