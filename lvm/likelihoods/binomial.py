@@ -17,7 +17,7 @@ import numbers
 import torch
 from torch.nn import functional as F
 
-from ._base import Likelihood, check_counts
+from ._base import Likelihood, check_counts, laplace_log_marginal
 
 __all__ = ["BinomialLikelihood"]
 
@@ -122,6 +122,33 @@ class BinomialLikelihood(Likelihood):
         n = self._n(y)
         log_choose = torch.lgamma(n + 1) - torch.lgamma(y + 1) - torch.lgamma(n - y + 1)
         return log_choose - y * F.softplus(-f) - (n - y) * F.softplus(f)
+
+    def _log_prob_derivatives(self, y, f):
+        n, p = self._n(y), torch.sigmoid(f)
+        return y - n * p, -n * p * (1 - p)
+
+    def log_marginal(self, y, mean, var, mask=None):
+        """Log marginal probability log E_{f ~ N(mean, var)} p(y | f) per row.
+
+        By adaptive Gauss-Hermite quadrature centred at the integrand's mode
+        (:func:`~lvm.likelihoods._base.laplace_log_marginal`): the integrand of a large count is
+        far narrower than the belief, and nodes spread over the belief would miss it.
+
+        Parameters
+        ----------
+        y : torch.Tensor of shape (..., D)
+            The counts.
+        mean, var : torch.Tensor of shape (..., D)
+            The Gaussian belief about f, per entry.
+        mask : torch.Tensor of bool, optional
+            True where an entry of ``y`` is observed.
+
+        Returns
+        -------
+        torch.Tensor of shape (...)
+            The log marginal probability per row, in nats.
+        """
+        return laplace_log_marginal(self, y, mean, var, mask)
 
     def mean(self, f):
         """Return E[y | f] = n sigmoid(f).

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ._base import Likelihood, check_counts
+from ._base import Likelihood, check_counts, laplace_log_marginal
 
 __all__ = ["NegativeBinomialLikelihood"]
 
@@ -104,6 +104,34 @@ class NegativeBinomialLikelihood(Likelihood):
         log_sum = torch.logaddexp(log_r, f)  # log(r + mu), stable for any f
         return (torch.lgamma(y + r) - torch.lgamma(r) - torch.lgamma(y + 1)
                 + r * (log_r - log_sum) + y * (f - log_sum))
+
+    def _log_prob_derivatives(self, y, f):
+        r = self.total_count
+        s = torch.sigmoid(f - torch.log(r))  # mu / (r + mu)
+        return y - (r + y) * s, -(r + y) * s * (1 - s)
+
+    def log_marginal(self, y, mean, var, mask=None):
+        """Log marginal probability log E_{f ~ N(mean, var)} p(y | f) per row.
+
+        By adaptive Gauss-Hermite quadrature centred at the integrand's mode
+        (:func:`~lvm.likelihoods._base.laplace_log_marginal`): the integrand of a large count is
+        far narrower than the belief, and nodes spread over the belief would miss it.
+
+        Parameters
+        ----------
+        y : torch.Tensor of shape (..., D)
+            The counts.
+        mean, var : torch.Tensor of shape (..., D)
+            The Gaussian belief about f, per entry.
+        mask : torch.Tensor of bool, optional
+            True where an entry of ``y`` is observed.
+
+        Returns
+        -------
+        torch.Tensor of shape (...)
+            The log marginal probability per row, in nats.
+        """
+        return laplace_log_marginal(self, y, mean, var, mask)
 
     def mean(self, f):
         """Return E[y | f] = exp(f).

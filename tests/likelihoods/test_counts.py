@@ -11,8 +11,9 @@ import pytest
 import torch
 from scipy import stats
 
-from lvm.likelihoods import (LIKELIHOODS, BinomialLikelihood, NegativeBinomialLikelihood,
-                             PoissonLikelihood, get_likelihood, parse_likelihood)
+from lvm.likelihoods import (LIKELIHOODS, BinomialLikelihood, Likelihood,
+                             NegativeBinomialLikelihood, PoissonLikelihood, get_likelihood,
+                             parse_likelihood)
 
 N_ROWS, N_FEATURES = 4, 3
 TRIALS = [5, 12, 30]
@@ -115,8 +116,6 @@ def test_gradients_match_finite_differences(case):
 
 
 def test_poisson_closed_forms_equal_the_quadrature_of_the_base_class():
-    from lvm.likelihoods import Likelihood
-
     lik = PoissonLikelihood()
     y, mean, var, _ = _problem()
     torch.testing.assert_close(lik.expected_log_prob(y, mean, var),
@@ -188,3 +187,29 @@ def test_configured_likelihoods_pickle_and_copy():
     nb = NegativeBinomialLikelihood.from_data(torch.poisson(torch.full((50, 3), 4.0)))
     other = pickle.loads(pickle.dumps(nb))
     torch.testing.assert_close(other.total_count, nb.total_count)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_log_marginal_equals_a_fine_grid_integral_where_plain_quadrature_misses(case):
+    # beliefs far wider than the integrand (a large count, a rate far from the belief's mean):
+    # Gauss-Hermite nodes spread over the belief miss the peak, the mode-centred ones do not
+    lik, _, _ = _cases()[case]
+    y = torch.tensor([[200.0, 0.0, 7.0], [30.0, 12.0, 0.0]], dtype=torch.float64)
+    if isinstance(lik, BinomialLikelihood) and lik.options["n"] != "total":
+        y = torch.minimum(y, lik.trials.to(y))
+    mean = torch.tensor([[2.0, 3.0, -1.0], [3.4, 0.0, -4.0]], dtype=torch.float64)
+    var = torch.tensor([[1.0, 1.0, 4.0], [1.0, 2.0, 3.0]], dtype=torch.float64)
+    half = 12 * var.sqrt()
+    grid = mean + half * torch.linspace(-1, 1, 40_001, dtype=torch.float64).view(-1, 1, 1)
+    log_belief = -0.5 * (torch.log(2 * math.pi * var) + (grid - mean) ** 2 / var)
+    with torch.no_grad():
+        log_integrand = lik._log_prob_entries(y, grid) + log_belief
+        peak = log_integrand.max(0).values
+        area = torch.trapezoid(torch.exp(log_integrand - peak), grid, dim=0)
+        reference = (peak + torch.log(area)).sum(-1)
+        got = lik.log_marginal(y, mean, var)
+        plain = Likelihood.log_marginal(lik, y, mean, var)
+    print(f"\n{case}: adaptive {got.tolist()}, plain {plain.tolist()}, grid {reference.tolist()}")
+    torch.testing.assert_close(got, reference, rtol=0, atol=1e-5)
+    if not isinstance(lik, BinomialLikelihood):  # where the plain rule is far off
+        assert (plain - reference).abs().max() > 0.1
