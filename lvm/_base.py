@@ -234,13 +234,16 @@ class LatentVariableModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         return self._likelihoods
 
     def _check_likelihood_supported(self) -> None:
+        from .likelihoods import parse_likelihood
+
         name = self._likelihood_name()
         supported = self._supported_likelihoods()
-        if name not in supported:
+        if parse_likelihood(name)[0] not in supported:  # "binomial(n=16)" is a "binomial"
             raise ValueError(
                 f"likelihood={name!r} is not supported by {self._describe()}; it supports "
                 f"{sorted(supported)}." + self._likelihood_hint(name)
             )
+        self._likelihood_class()  # a wrong option says so now, not deep inside fit
 
     def _likelihood_hint(self, name) -> str:
         return ""

@@ -7,6 +7,12 @@ numbers are not comparable. ``dequantize=True`` adds uniform noise u ~ U[0, 1) t
 log P(k) = log \int_{[0,1)^D} p(k + u) du >= E_u[log p(k + u)], so each reported number is a
 stochastic lower bound on the log-probability of the discrete data (Theis, van den Oord & Bethge,
 2016), and comparable across families.
+
+**Count likelihoods.** A model with a discrete likelihood (``likelihood="poisson"``,
+``"negative_binomial"``, ``"binomial(n=...)"``) is fitted to the integers themselves, never
+dequantized or standardized, and its number is log P(y), the log-probability itself (at most 0 per
+entry). The ``of`` column says which quantity each row is: ``log P(y)``, ``E log p(y+u)`` (a
+dequantized density, a lower bound on the same log P(y)) or ``log p(y)`` (a density).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ _COLUMNS = [
     ("family", "family", "{}"),
     ("K", "n_components", "{}"),
     ("evidence", "evidence", "{}"),
+    ("of", "evidence_of", "{}"),
     ("train", "train_log_evidence", "{:.3f}"),
     ("held-out", "test_log_evidence", "{:.3f}"),
     ("± se", "test_stderr", "{:.3f}"),
@@ -45,7 +52,9 @@ class ComparisonTable(list):
     importance-weighted estimate), ``train_log_evidence`` and ``test_log_evidence`` (mean log p(y)
     per point in nats, of the data as passed, Jacobian of any standardization included),
     ``train_stderr`` and ``test_stderr`` (standard errors of those means over points),
-    ``test_bits_per_dim``, ``fit_seconds``, ``score_seconds``, ``n_parameters``, ``converged``
+    ``evidence_of`` (``log P(y)`` for a count likelihood, ``E log p(y+u)`` for a dequantized
+    density, ``log p(y)`` for a density), ``test_bits_per_dim``, ``fit_seconds``,
+    ``score_seconds``, ``n_parameters``, ``converged``
     (whether the fit stopped by its criterion; "yes" for closed forms), ``standardized``,
     ``dequantized``, ``estimator``.
     """
@@ -84,7 +93,7 @@ class ComparisonTable(list):
                   for i, h in enumerate(heads)]
         line = "  ".join(h.ljust(w) for h, w in zip(heads, widths))
         out = [line, "-" * len(line)]
-        out += ["  ".join(c.rjust(w) if i >= 4 else c.ljust(w) for i, (c, w) in
+        out += ["  ".join(c.rjust(w) if i >= 5 else c.ljust(w) for i, (c, w) in
                           enumerate(zip(row, widths))) for row in rows]
         if self:
             r = self[0]
@@ -92,7 +101,10 @@ class ComparisonTable(list):
                        f"points; " + ("standardized per feature (Jacobian included)"
                                      if r["standardized"] else "raw data")
                        + ("; dequantized (uniform noise on integer data: lower bounds on the "
-                          "discrete log-probability)" if r.get("dequantized") else "")
+                          "discrete log-probability)" if any(q.get("dequantized") for q in self)
+                          else "")
+                       + ("; log P(y): count likelihoods' log-probability of the integers"
+                          if any(q.get("evidence_of") == "log P(y)" for q in self) else "")
                        + (f"; {100 * r['missing_fraction']:.3g}% of the entries are missing (NaN):"
                           " each number is the evidence of a row's observed entries, log p(y_o)"
                           if r.get("missing_fraction") else "") + ".")
@@ -118,6 +130,17 @@ def count_parameters(model) -> int:
 
 def _mean_se(v: np.ndarray):
     return float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0
+
+
+def _count_likelihood(model) -> str | None:
+    """The ``likelihood`` name of a model with a discrete (count) likelihood, else None."""
+    from .likelihoods import get_likelihood
+
+    name = getattr(model, "likelihood", None)
+    try:
+        return name if isinstance(name, str) and get_likelihood(name).discrete else None
+    except ValueError:  # not a likelihood name: the model's own fit says so
+        return None
 
 
 def _is_integer_valued(*arrays) -> bool:
@@ -151,7 +174,8 @@ def compare(models, Y=None, *, Y_train=None, Y_test=None, test_size=0.2, standar
         For integer-valued data: add uniform noise in [0, 1) to every entry, the same draws for
         every model (seeded by ``random_state``), so every number is a lower bound on the
         log-probability of the discrete data (see the module docstring). Integer data compared
-        without it get a warning.
+        without it get a warning. Models with a count likelihood are fitted to the integers
+        either way (their numbers are log P(y) itself).
     random_state : int, default=0
         Seeds the split and the dequantization noise.
     verbose : bool, default=False
@@ -198,6 +222,20 @@ def compare(models, Y=None, *, Y_train=None, Y_test=None, test_size=0.2, standar
                 f"{', '.join(dict.fromkeys(unable))} does not model them; leave it out, or fill "
                 "the holes first (e.g. lvm.LatentImputer).")
     integer = _is_integer_valued(Y_train, Y_test)
+    estimators = list(models.values()) if isinstance(models, dict) else list(models)
+    models = models if isinstance(models, dict) else estimators  # iterated once more below
+    counts = {id(m): _count_likelihood(m) for m in estimators}
+    count_models = [f"{type(m).__name__}(likelihood={counts[id(m)]!r})" for m in estimators
+                    if counts[id(m)]]
+    if count_models and not integer:
+        raise ValueError(
+            f"{', '.join(count_models)} models counts, but the data have non-integer values; "
+            "pass the raw counts, or use a continuous likelihood (likelihood='gaussian').")
+    if count_models and standardize:
+        raise ValueError(
+            f"standardize=True would turn the counts that {', '.join(count_models)} models into "
+            "non-integers; pass standardize=False.")
+    Y_counts = (Y_train, Y_test)  # what a count likelihood is fitted to and scored on
     if dequantize:
         if not integer:
             raise ValueError("dequantize=True adds uniform noise to integer-valued data, but the "
@@ -205,7 +243,7 @@ def compare(models, Y=None, *, Y_train=None, Y_test=None, test_size=0.2, standar
         rng = np.random.default_rng(random_state)
         Y_train = Y_train + rng.random(Y_train.shape)
         Y_test = Y_test + rng.random(Y_test.shape)
-    elif integer:
+    elif integer and len(count_models) < len(counts):
         warnings.warn(
             "The data are integer-valued: continuous densities on discrete values are not "
             "probabilities, can grow without bound, and are not comparable between families. "
@@ -238,10 +276,12 @@ def compare(models, Y=None, *, Y_train=None, Y_test=None, test_size=0.2, standar
         if progress is not None:
             progress(name, None)
         t0 = time.perf_counter()
-        model.fit(Y_train)
+        discrete = counts.get(id(est)) is not None
+        Y_fit, Y_held = Y_counts if discrete else (Y_train, Y_test)
+        model.fit(Y_fit)
         t1 = time.perf_counter()
-        tr = np.asarray(model.score_samples(Y_train), dtype=np.float64) + jac_train
-        te = np.asarray(model.score_samples(Y_test), dtype=np.float64) + jac_test
+        tr = np.asarray(model.score_samples(Y_fit), dtype=np.float64) + jac_train
+        te = np.asarray(model.score_samples(Y_held), dtype=np.float64) + jac_test
         tr_mean, tr_se = _mean_se(tr)
         te_mean, te_se = _mean_se(te)
         record = {
@@ -249,6 +289,8 @@ def compare(models, Y=None, *, Y_train=None, Y_test=None, test_size=0.2, standar
             "family": getattr(model, "family", "") or type(model).__name__,
             "n_components": int(getattr(model, "n_components_", getattr(model, "n_components", 0))),
             "evidence": getattr(model, "evidence_kind", "exact"),
+            "evidence_of": ("log P(y)" if discrete else "E log p(y+u)" if dequantize
+                            else "log p(y)"),
             "train_log_evidence": tr_mean,
             "train_stderr": tr_se,
             "test_log_evidence": te_mean,
@@ -259,7 +301,7 @@ def compare(models, Y=None, *, Y_train=None, Y_test=None, test_size=0.2, standar
             "n_parameters": count_parameters(model),
             "converged": "yes" if getattr(model, "converged_", True) else "no",
             "standardized": bool(standardize),
-            "dequantized": bool(dequantize),
+            "dequantized": bool(dequantize) and not discrete,
             "missing_fraction": missing,
             "n_train": len(Y_train),
             "n_test": len(Y_test),

@@ -178,14 +178,48 @@ def _keys(spec: str, valid) -> list:
     return keys
 
 
-def _models(args, n_components):
+def _likelihood(args):
+    """The ``--likelihood`` name (None without the option), checked, and whether it models
+    counts."""
+    if args.likelihood is None:
+        return None, False
+    from lvm.likelihoods import get_likelihood
+
+    try:
+        return args.likelihood, get_likelihood(args.likelihood).discrete
+    except ValueError as exc:
+        raise InputError(_first_line(exc)) from exc
+
+
+def _likelihood_params(cls_name, likelihood) -> dict:
+    """``build_model``'s overrides for ``--likelihood``: the likelihood, and SVI for the GPLVM
+    (its collapsed bound is Gaussian only); none for a model without a likelihood, with a note."""
+    names = getattr(lvm, cls_name)._get_param_names()
+    if likelihood is None:
+        return {}
+    if "likelihood" not in names:
+        _note(f"{cls_name} has no likelihood option: --likelihood does not apply to it.")
+        return {}
+    params = {"likelihood": likelihood}
+    if "inference" in names and likelihood != "gaussian":
+        params["inference"] = "svi"
+    return params
+
+
+def _standardize(args, counts: bool) -> bool:
+    """``--standardize``/``--no-standardize``; by default on, except for a count likelihood."""
+    return (not counts) if args.standardize is None else args.standardize
+
+
+def _models(args, n_components, likelihood=None):
     """Model name (the class name, as tables and figures show it) -> estimator."""
     out = {}
     for key in _keys(args.models, MODELS):
         cls_name = MODELS[key][0]
         name = cls_name if cls_name not in out else f"{cls_name}[{key}]"
         out[name] = build_model(key, n_components, fast=args.fast,
-                                random_state=args.random_state, verbose=bool(args.verbose))
+                                random_state=args.random_state, verbose=bool(args.verbose),
+                                **_likelihood_params(cls_name, likelihood))
     return out
 
 
@@ -375,11 +409,13 @@ def cmd_demo(args):
 
 def cmd_compare(args):
     Y, labels = _load(args)
-    models = _models(args, args.components)
+    likelihood, counts = _likelihood(args)
+    models = _models(args, args.components, likelihood)
     header = (f"lvm compare: {Y.shape[0]} rows x {Y.shape[1]} features"
               + (f" (labels from column {args.labels!r})" if args.labels is not None else "")
               + f", {args.components}-D latent")
-    table, train = _compare(models, Y, test_size=args.test_size, standardize=args.standardize,
+    table, train = _compare(models, Y, test_size=args.test_size,
+                            standardize=_standardize(args, counts),
                             dequantize=args.dequantize, random_state=args.random_state,
                             verbose=args.verbose, header=header)
     print(table, flush=True)
@@ -399,11 +435,13 @@ def cmd_compare(args):
 
 def cmd_embed(args):
     Y, labels = _load(args)
-    if args.standardize:  # as lvm.compare does: over each feature's observed entries
+    likelihood, counts = _likelihood(args)
+    if _standardize(args, counts):  # as lvm.compare does: over each feature's observed entries
         Y, _ = standardize(Y, *feature_standardization(Y))
     cls_name = MODELS[args.model][0]
     model = build_model(args.model, args.components, fast=args.fast,
-                        random_state=args.random_state, verbose=bool(args.verbose))
+                        random_state=args.random_state, verbose=bool(args.verbose),
+                        **_likelihood_params(cls_name, likelihood))
     if not model.has_embedding:
         _note(f"{cls_name} has no low-dimensional embedding: its coordinates are the "
               f"probability-flow encoding, of the data's {Y.shape[1]} dimensions "
@@ -519,8 +557,14 @@ def _data_options(p):
     p.add_argument("--keep-index", action="store_true",
                    help="keep a first column that looks like a row index (unnamed, or 0..n-1)")
     p.add_argument("--components", type=int, default=2, metavar="K", help="latent dimension")
-    p.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=True,
-                   help="standardize every feature (the evidence is still that of the raw data)")
+    p.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
+                   help="standardize every feature (the evidence is still that of the raw data; "
+                        "default: on, off with a count --likelihood)")
+    p.add_argument("--likelihood", default=None, metavar="NAME",
+                   help="the likelihood of the models that take one (VAE, GPLVM, which then "
+                        "uses SVI): gaussian, bernoulli, poisson, negative_binomial, "
+                        "binomial(n=N); a count likelihood fits the raw integers, its evidence "
+                        "log P(y)")
     p.add_argument("--fast", action="store_true",
                    help="fewer VAE epochs and GPLVM inducing points / iterations")
 

@@ -345,6 +345,41 @@ def test_integer_data_are_dequantized_on_request_and_noted_otherwise(tmp_path, c
     assert "dequantized" in captured.out and "integer-valued" not in captured.err
 
 
+def test_likelihood_option_for_compare_and_embed(tmp_path, capsys, monkeypatch):
+    counts = lvm.datasets.make_counts(120, 5, 1, random_state=0).Y
+    np.savetxt(tmp_path / "counts.csv", counts, delimiter=",", fmt="%d")
+    built = []
+    build = lvm.cli.build_model
+
+    def spy(*args, **kwargs):
+        built.append(build(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(lvm.cli, "build_model", spy)
+    monkeypatch.setitem(lvm.cli.MODELS, "vae", ("VAE", {"hidden_sizes": (), "max_epochs": 5,
+                                                        "n_importance_samples": 8}, {}))
+    fast = ["--components", "1", "--fast", "--likelihood", "poisson"]
+    assert main(["compare", "--data", str(tmp_path / "counts.csv"), "--models", "ppca,vae",
+                 "--dequantize", *fast]) == 0
+    captured = capsys.readouterr()
+    assert "PPCA has no likelihood option: --likelihood does not apply" in captured.err
+    assert built[1].likelihood == "poisson"
+    gplvm = lvm.cli.build_model("gplvm", **lvm.cli._likelihood_params("BayesianGPLVM", "poisson"))
+    assert (gplvm.likelihood, gplvm.inference) == ("poisson", "svi")  # collapsed is Gaussian
+    # not standardized (the raw counts), and a log-probability beside the dequantized bound
+    assert "log P(y)" in captured.out and "E log p(y+u)" in captured.out
+    assert "standardized" not in captured.out
+    assert main(["embed", "--data", str(tmp_path / "counts.csv"), "--model", "vae",
+                 "--out", str(tmp_path / "x.csv"), *fast]) == 0
+    assert built[-1].likelihood == "poisson" and built[-1].converged_ is not None
+    assert main(["embed", "--data", str(tmp_path / "counts.csv"), "--model", "vae",
+                 "--components", "1", "--likelihood", "poisson(k=2)"]) == 2
+    assert "lvm: error: likelihood 'poisson' has no option 'k'" in capsys.readouterr().err
+    assert main(["embed", "--data", str(tmp_path / "counts.csv"), "--model", "vae",
+                 "--standardize", *fast]) == 2
+    assert "needs non-negative integer counts" in capsys.readouterr().err
+
+
 def test_missing_values_are_read_as_nan_and_scored_as_observed_entries(tmp_path, capsys):
     rng = np.random.default_rng(0)
     Y = lvm.datasets.make_ppca(200, 5, 2, random_state=0).Y

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 
@@ -71,6 +73,42 @@ def test_dequantize_adds_the_same_uniform_noise_for_every_model():
     assert table[0]["dequantized"] and "dequantized" in str(table)
     with pytest.raises(ValueError, match="dequantize=True adds uniform noise to integer-valued"):
         lvm.compare([lvm.PPCA(1)], counts + 0.5, dequantize=True)
+
+
+def test_count_likelihoods_are_fitted_to_the_integers_beside_dequantized_densities():
+    counts = lvm.datasets.make_counts(150, 4, 1, random_state=0).Y
+    vae = lvm.VAE(1, hidden_sizes=(), likelihood="poisson", max_epochs=5, validation_fraction=0.0,
+                  n_importance_samples=16, random_state=0, device="cpu")
+    seen = []
+
+    class Spy(lvm.PPCA):
+        def fit(self, Y, y=None):
+            seen.append(np.array(Y))
+            return super().fit(Y)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # integer data, but no integer warning
+        table = lvm.compare({"density": Spy(1, device="cpu"), "counts": vae}, counts,
+                            dequantize=True)
+    density, count = table
+    assert (seen[0] != np.round(seen[0])).any()  # the density saw dequantized data ...
+    held_out = counts[table.test_index]  # ... the count model the integers themselves
+    assert count["test_log_evidence"] == pytest.approx(
+        count["estimator"].score_samples(held_out).mean())
+    assert (density["evidence_of"], density["dequantized"]) == ("E log p(y+u)", True)
+    assert (count["evidence_of"], count["dequantized"]) == ("log P(y)", False)
+    assert count["test_log_evidence"] < 0
+    text = str(table)
+    assert "log P(y)" in text and "E log p(y+u)" in text and "dequantized" in text
+    with pytest.raises(ValueError, match=r"VAE\(likelihood='poisson'\) models counts, but the "
+                                         r"data have non-integer values; pass the raw counts"):
+        lvm.compare([vae], counts + 0.5)
+    with pytest.raises(ValueError, match=r"standardize=True would turn the counts that "
+                                         r"VAE\(likelihood='poisson'\) models into non-integers"):
+        lvm.compare([vae], counts, standardize=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # only count models: no warning either
+        assert lvm.compare([vae], counts)[0]["evidence_of"] == "log P(y)"
 
 
 def test_integer_data_without_dequantize_warn_why():

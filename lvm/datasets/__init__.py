@@ -19,6 +19,7 @@ _LAZY = {
     "load_olivetti_faces": "._loaders",
     "load_usps": "._loaders",
     "make_ppca": "._loaders",
+    "make_counts": "._loaders",
     "DataFileNotFoundError": "._loaders",
     "load_table": "._tables",
 }

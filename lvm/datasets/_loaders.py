@@ -253,3 +253,83 @@ def make_ppca(n_samples=1000, n_features=10, n_components=2, noise=0.1, random_s
     return Bunch(Y=Y, X=X, W=W, mean=mean, noise=float(noise), labels=None,
                  description=f"PPCA data: {n_samples} x {n_features}, K={n_components}, "
                              f"noise variance {noise}.")
+
+
+def make_counts(n_samples=1000, n_features=20, n_components=2, likelihood="poisson", *,
+                scale=0.7, rate=5.0, total_count=5.0, random_state=None) -> Bunch:
+    r"""Draw synthetic count data from a Poisson-PCA or negative-binomial PCA model, with its truth.
+
+    x ~ N(0, I_K), f = W x + b, and per entry y ~ Poisson(exp f) or, for
+    ``likelihood="negative_binomial"``, y ~ NB(mean exp f, size ``total_count``)
+    (Var y = mu + mu^2 / r). W has orthogonal columns of norm ``scale``, so each log-mean varies
+    with standard deviation at most ``scale`` over the points, and b is chosen so that feature d's
+    mean count is ``rate`` times a log-normal factor (standard deviation 0.5 on the log scale):
+    :math:`b_d = \log \mathrm{rate} + 0.5\, g_d - \tfrac12 \lVert W_d \rVert^2`, g_d ~ N(0, 1).
+    These are the models of ``lvm.VAE(K, hidden_sizes=(), likelihood=...)``, which can
+    represent the truth exactly.
+
+    Parameters
+    ----------
+    n_samples : int, default=1000
+        N, the number of points.
+    n_features : int, default=20
+        D.
+    n_components : int, default=2
+        K, the true latent dimension (at most ``n_features``).
+    likelihood : {"poisson", "negative_binomial"}, default="poisson"
+        The distribution of the counts given f.
+    scale : float, default=0.7
+        The norm of every column of W (non-negative).
+    rate : float, default=5.0
+        The typical mean count of a feature (positive).
+    total_count : float, default=5.0
+        The negative binomial's size r, the same for every feature (positive; ignored for the
+        Poisson).
+    random_state : int, RandomState or None, default=None
+        Seeds the parameters and the draws.
+
+    Returns
+    -------
+    sklearn.utils.Bunch
+        ``Y`` (n_samples, n_features) the counts as float64, ``X`` (n_samples, n_components) the
+        true latents, ``W`` (n_features, n_components), ``bias`` (n_features,), ``likelihood``,
+        ``total_count`` (None for the Poisson), ``labels`` (None) and ``description``.
+
+    Examples
+    --------
+    >>> import lvm
+    >>> data = lvm.datasets.make_counts(500, 20, 2, random_state=0)
+    >>> data.Y.shape, data.W.shape, bool((data.Y == data.Y.round()).all())
+    ((500, 20), (20, 2), True)
+    """
+    for name, v in (("n_samples", n_samples), ("n_features", n_features),
+                    ("n_components", n_components)):
+        if not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}.")
+    if n_components > n_features:
+        raise ValueError(f"n_components={n_components} must be at most n_features={n_features}.")
+    if likelihood not in ("poisson", "negative_binomial"):
+        raise ValueError(f"likelihood must be 'poisson' or 'negative_binomial', got "
+                         f"{likelihood!r}.")
+    if not scale >= 0:
+        raise ValueError(f"scale must be a non-negative number, got {scale!r}.")
+    for name, v in (("rate", rate), ("total_count", total_count)):
+        if not v > 0:
+            raise ValueError(f"{name} must be a positive number, got {v!r}.")
+    rng = check_random_state(random_state)
+    Q, _ = np.linalg.qr(rng.standard_normal((n_features, n_components)))
+    W = Q * float(scale)
+    bias = np.log(rate) + 0.5 * rng.standard_normal(n_features) - 0.5 * (W ** 2).sum(1)
+    X = rng.standard_normal((n_samples, n_components))
+    mu = np.exp(X @ W.T + bias)
+    if likelihood == "negative_binomial":
+        r = float(total_count)
+        mu = mu * rng.gamma(r, 1.0 / r, size=mu.shape)  # gamma-Poisson: NB(mu, r)
+    Y = rng.poisson(mu).astype(np.float64)
+    return Bunch(Y=Y, X=X, W=W, bias=bias, likelihood=likelihood,
+                 total_count=float(total_count) if likelihood == "negative_binomial" else None,
+                 labels=None,
+                 description=f"{likelihood} PCA counts: {n_samples} x {n_features}, "
+                             f"K={n_components}, scale {scale}, rate {rate}"
+                             + (f", size {total_count}" if likelihood == "negative_binomial"
+                                else "") + ".")

@@ -95,9 +95,11 @@ class BayesianGPLVM(GradientLatentModel):
         stays ``"rbf"``: on oil flow at Q = 10 (random_state=0) the sum's 3 effective dims give
         98.0 % 10-fold 1-NN accuracy against the 99 % that ``"rbf"`` reaches (99.8 % with seeds 1, 2).
     inference : {"collapsed", "svi"}, default="collapsed"
-    likelihood : {"gaussian", "bernoulli"}, default="gaussian"
-        Any likelihood of :mod:`lvm.likelihoods` with ``inference="svi"``; the collapsed bound needs
-        the Gaussian.
+    likelihood : {"gaussian", "bernoulli", "poisson", "negative_binomial", "binomial(n=...)"}, \
+            default="gaussian"
+        Any likelihood of :mod:`lvm.likelihoods` with ``inference="svi"`` (the count
+        likelihoods need non-negative integer data; see :class:`lvm.VAE`); the collapsed bound
+        needs the Gaussian.
     noise : {"shared", "per_feature"}, default="per_feature"
         Gaussian likelihood: one noise variance, or one per feature (as Factor Analysis); in the
         collapsed bound the latter is a sum of D single-output bounds (:mod:`lvm.gplvm.collapsed`),

@@ -23,6 +23,7 @@ class BernoulliLikelihood(Likelihood):
         Passed to :class:`torch.nn.Module`; the likelihood has no parameters of its own.
     """
 
+    name = "bernoulli"
     support = "values in [0, 1]"
 
     @classmethod

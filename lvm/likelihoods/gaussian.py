@@ -44,6 +44,7 @@ class GaussianLikelihood(Likelihood):
         The floor; :meth:`from_data` sets it relative to the data's variance.
     """
 
+    name = "gaussian"
     support = "real numbers"
     location_scale = True
 

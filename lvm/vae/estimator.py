@@ -74,8 +74,17 @@ class VAE(GradientLatentModel):
         FA's with per-feature noise; with ``init="linear"`` it starts there).
     activation : {"relu", "tanh", "elu", "gelu", "softplus", "leaky_relu", "sigmoid"}, \
             default="relu"
-    likelihood : {"gaussian", "bernoulli"}, default="gaussian"
-        ``"bernoulli"`` needs data in [0, 1] (binary, or intensities scaled to [0, 1]).
+    likelihood : {"gaussian", "bernoulli", "poisson", "negative_binomial", "binomial(n=...)"}, \
+            default="gaussian"
+        Any name of :data:`lvm.likelihoods.LIKELIHOODS`. ``"bernoulli"`` needs data in [0, 1]
+        (binary, or intensities scaled to [0, 1]). The count likelihoods (``"poisson"``,
+        ``"negative_binomial"`` with one learned size per feature, ``"binomial(n=16)"`` with n a
+        number, one per feature ``"binomial(n=[...])"`` or the row's total
+        ``"binomial(n=total)"``) need non-negative integer data, and their evidence is a
+        log-probability, log P(y) <= 0 per entry (given the row totals for ``n=total``). With
+        ``hidden_sizes=()`` and a count likelihood the model is probabilistic GLM-PCA:
+        y ~ Poisson(exp(W x + b)) (or NB / binomial) with x ~ N(0, I) integrated out, not a
+        point estimate of x.
     noise : {"shared", "per_feature"}, default="per_feature"
         The Gaussian noise variance: one sigma^2 for all features, or one per feature. The
         default was chosen by held-out evidence: with default settings otherwise, the held-out

@@ -67,9 +67,10 @@ def test_masked_entries_count_for_nothing_and_their_values_never_matter(lik):
 def test_support_errors_and_registry_messages():
     with pytest.raises(ValueError, match=r"needs data in \[0, 1\]; got values in \[-1, 2\]"):
         BernoulliLikelihood.check_support(torch.tensor([[-1.0, 2.0]]))
-    with pytest.raises(ValueError, match=r"Unknown likelihood 'poisson'; choose one of "
-                                         r"\['bernoulli', 'gaussian'\]"):
-        get_likelihood("poisson")
+    with pytest.raises(ValueError, match=r"Unknown likelihood 'gamma'; choose one of "
+                                         r"\['bernoulli', 'binomial', 'gaussian', "
+                                         r"'negative_binomial', 'poisson'\]"):
+        get_likelihood("gamma")
     with pytest.raises(ValueError, match=r"likelihood='bernoulli' is not supported by "
                                          r"BayesianGPLVM\(inference='collapsed'\).*inference='svi'"):
         lvm.BayesianGPLVM(likelihood="bernoulli").fit(np.random.rand(20, 3))
@@ -84,7 +85,8 @@ def test_noise_floor_is_relative_to_the_data():
 
 # ------------------------------------------------------------------ a new likelihood: one class
 class PoissonLikelihood(Likelihood):
-    """y | f ~ Poisson(exp f), for counts (the design note's example, verbatim in spirit)."""
+    """y | f ~ Poisson(exp f), for counts (the design note's example, verbatim in spirit; lvm's
+    own is lvm.likelihoods.PoissonLikelihood, tested in test_counts.py)."""
 
     support = "non-negative integers"
 
@@ -114,7 +116,7 @@ class PoissonLikelihood(Likelihood):
 
 @pytest.fixture
 def poisson(monkeypatch):
-    monkeypatch.setitem(LIKELIHOODS, "poisson", PoissonLikelihood)  # the one registry line
+    monkeypatch.setitem(LIKELIHOODS, "my_poisson", PoissonLikelihood)  # the one registry line
 
 
 @pytest.fixture(scope="module")
@@ -126,12 +128,11 @@ def counts():
 
 
 @pytest.mark.parametrize("make", [
-    lambda: lvm.VAE(1, hidden_sizes=(), likelihood="poisson", max_epochs=100, learning_rate=1e-2,
-                    validation_fraction=0.0, random_state=0,
-                    device="cpu"),
-    lambda: lvm.BayesianGPLVM(1, inference="svi", likelihood="poisson", n_inducing=8, max_iter=15,
-                              batch_size=64, transform_max_iter=40, n_importance_samples=16,
-                              random_state=0, device="cpu"),
+    lambda: lvm.VAE(1, hidden_sizes=(), likelihood="my_poisson", max_epochs=100,
+                    learning_rate=1e-2, validation_fraction=0.0, random_state=0, device="cpu"),
+    lambda: lvm.BayesianGPLVM(1, inference="svi", likelihood="my_poisson", n_inducing=8,
+                              max_iter=15, batch_size=64, transform_max_iter=40,
+                              n_importance_samples=16, random_state=0, device="cpu"),
 ], ids=["VAE", "BayesianGPLVM-svi"])
 def test_a_registered_likelihood_works_in_every_family_that_takes_one(poisson, counts, make):
     model = make().fit(counts)

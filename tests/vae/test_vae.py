@@ -297,7 +297,7 @@ def test_bernoulli_rejects_data_outside_unit_interval():
     "params, match",
     [
         ({"learning_rate": 0}, r"The 'learning_rate' parameter of VAE must be a float"),
-        ({"likelihood": "poisson"}, r"The 'likelihood' parameter of VAE must be a str among"),
+        ({"likelihood": "gamma"}, r"The 'likelihood' parameter of VAE must be a str among"),
         ({"noise": "diag"}, r"The 'noise' parameter of VAE must be a str among"),
         ({"activation": "swish"}, r"The 'activation' parameter of VAE must be a str among"),
         ({"validation_fraction": 1.0}, r"The 'validation_fraction' parameter of VAE"),

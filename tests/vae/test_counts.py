@@ -1,0 +1,63 @@
+"""The linear count VAE (probabilistic Poisson PCA) against the true model's log P(y) on data drawn
+from it by ``lvm.datasets.make_counts`` (the issue's must-show 2)."""
+
+import math
+import warnings
+
+import pytest
+import torch
+
+import lvm
+
+
+def true_log_prob(data, Y, n_draws=100_000, seed=0, chunk=10_000):
+    """log P(y) per row under the true Poisson-PCA model of ``data`` (``make_counts``), by
+    importance sampling: a Gaussian proposal at each row's posterior mode (Newton's method) with
+    the Laplace covariance inflated by 1.5^2, heavier-tailed than the posterior. Returns the
+    estimates and each row's effective sample size."""
+    W, b = torch.as_tensor(data.W), torch.as_tensor(data.bias)
+    y = torch.as_tensor(Y, dtype=torch.float64)
+    N, K = y.shape[0], W.shape[1]
+    eye = torch.eye(K, dtype=torch.float64)
+    x = torch.zeros(N, K, dtype=torch.float64)
+    for _ in range(50):  # the posterior is log-concave: Newton converges from 0
+        mu = torch.exp(x @ W.T + b)
+        H = torch.einsum("nd,dk,dl->nkl", mu, W, W) + eye
+        x = x + torch.linalg.solve(H, ((y - mu) @ W - x).unsqueeze(-1)).squeeze(-1)
+    L = 1.5 * torch.linalg.cholesky(torch.linalg.inv(H))
+    log_det_L = torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)
+    gen = torch.Generator().manual_seed(seed)
+    log_fact = torch.lgamma(y + 1).sum(-1)
+    log_w = []
+    for _ in range(n_draws // chunk):
+        eps = torch.randn(chunk, N, K, generator=gen, dtype=torch.float64)
+        xs = x + torch.einsum("nkl,snl->snk", L, eps)
+        f = xs @ W.T + b
+        log_lik = (y * f - torch.exp(f)).sum(-1) - log_fact
+        # log p(x) - log q(x): the 2 pi terms cancel
+        log_w.append(log_lik - 0.5 * (xs ** 2).sum(-1) + 0.5 * (eps ** 2).sum(-1) + log_det_L)
+    log_w = torch.cat(log_w)
+    w = torch.exp(log_w - log_w.max(0).values)
+    return ((torch.logsumexp(log_w, 0) - math.log(len(log_w))).numpy(),
+            (w.sum(0) ** 2 / (w ** 2).sum(0)).numpy())
+
+
+@pytest.mark.slow
+def test_linear_poisson_vae_is_within_one_percent_of_the_true_log_probability():
+    data = lvm.datasets.make_counts(2200, 20, 2, random_state=0)
+    Y_train, Y_test = data.Y[:2000], data.Y[2000:]
+    truth, ess = true_log_prob(data, Y_test)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        vae = lvm.VAE(2, hidden_sizes=(), likelihood="poisson", max_epochs=100,
+                      learning_rate=1e-2, validation_fraction=0.0, random_state=0,
+                      device="cpu").fit(Y_train)
+    score = vae.score_samples(Y_test)
+    diff = score - truth
+    se = diff.std(ddof=1) / math.sqrt(len(diff))
+    print(f"\nheld-out log P(y) per row: linear Poisson VAE {score.mean():.4f}, true model "
+          f"{truth.mean():.4f} (1e5 importance draws, smallest ESS {ess.min():.0f}); "
+          f"difference {diff.mean():.4f} +- {se:.4f} ({100 * diff.mean() / abs(truth.mean()):.2f}%)")
+    assert ess.min() > 1000  # the truth's own Monte Carlo error is negligible
+    assert abs(diff.mean()) < 0.01 * abs(truth.mean())
+    assert diff.mean() < 3 * se  # not above the truth beyond Monte Carlo error
