@@ -32,8 +32,9 @@ def test_poisson_gplvm_scores_above_the_linear_poisson_model():
     learning rate 1e-2 (its held-out score moves by 0.2 nats from 200 to 600 epochs); the GPLVM is
     ``BayesianGPLVM(2, inference="svi", likelihood="poisson", n_inducing=30)`` with its defaults
     otherwise (the neighbour term included). Both scores are importance-weighted estimates of
-    log P(y) per held-out row, compared row by row. One local run (CPU, 17 s): GPLVM -49.562,
-    linear -51.338, paired difference +1.776 +- 0.135 nats per row."""
+    log P(y) per held-out row, compared row by row. Local runs (CPU, 17-21 s): GPLVM -49.56
+    (-49.562 and -49.559: its third decimal moves between runs), linear -51.338, paired difference
+    +1.78 +- 0.13 nats per row."""
     Y, _ = ring_counts(600)
     Y_train, Y_test = Y[:400], Y[400:]
     with warnings.catch_warnings():
