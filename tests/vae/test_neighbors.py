@@ -146,6 +146,30 @@ def test_neighbor_map_refinement_lowers_each_rows_loss_row_by_row():
     assert torch.linalg.norm(pulled - torch.tensor([0.8, 0.8])) < 0.1
 
 
+def test_refinement_draws_its_negatives_anew_each_step_the_same_for_every_row():
+    from lvm.latents.neighbors import NeighborMap
+
+    g = torch.Generator().manual_seed(1)
+    Z = torch.randn(600, 4, generator=g, dtype=torch.float64)
+    X = torch.randn(600, 2, generator=g, dtype=torch.float64)
+    nmap = NeighborMap(Z, X, 8)
+    nmap.n_negatives = 64  # fewer than the 600 reference rows: drawn per step
+    draws = nmap._negative_draws(40, torch.device("cpu"))
+    assert draws.shape == (40, 64) and len(set(draws.flatten().tolist())) > 500
+    assert torch.equal(draws, nmap._negative_draws(40, torch.device("cpu")))  # a fixed seed
+    z = torch.randn(50, 4, generator=g, dtype=torch.float64)
+    mu = torch.randn(50, 2, generator=g, dtype=torch.float64)
+    refined = nmap.refine(z, mu, 40)
+    torch.testing.assert_close(nmap.refine(z[10:17], mu[10:17], 40), refined[10:17],
+                               rtol=1e-12, atol=1e-12)
+    assert torch.equal(nmap.refine(z, mu, 40), refined)
+    # against the whole map (every reference row a negative), the loss falls for the rows
+    before, after = _map_loss(nmap, z, mu), _map_loss(nmap, z, refined)
+    print(f"whole-map loss {before.mean():.3f} -> {after.mean():.3f}; "
+          f"{int((after < before).sum())} of 50 rows lower")
+    assert after.mean() < before.mean() and int((after < before).sum()) >= 45
+
+
 def test_vae_refines_every_rows_mean_against_its_training_map(blobs):
     Y, _ = blobs
     kw = dict(neighbor_weight=20.0, **SMALL)
