@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -112,9 +113,26 @@ def _as_list(optimizers):
     return [optimizers]
 
 
+def _copy_state(obj):
+    """A copy of a state dict: tensors cloned, containers rebuilt, anything else deep-copied.
+    (``copy.deepcopy`` gives the same values but costs a few times more in Python per tensor:
+    taken every epoch, on a small table of a few optimizer steps per epoch that was a tenth of
+    the VAE's fit.)"""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone()
+    if type(obj) in (dict, OrderedDict):
+        out = type(obj)((k, _copy_state(v)) for k, v in obj.items())
+        if hasattr(obj, "_metadata"):  # a module's state dict: versions for load_state_dict
+            out._metadata = copy.deepcopy(obj._metadata)
+        return out
+    if type(obj) in (list, tuple):
+        return type(obj)(_copy_state(v) for v in obj)
+    return copy.deepcopy(obj)
+
+
 def _snapshot(modules, optimizers):
-    state = [copy.deepcopy(m.state_dict()) for m in modules]
-    opts = [copy.deepcopy(o.state_dict()) for o in optimizers]
+    state = [_copy_state(m.state_dict()) for m in modules]
+    opts = [_copy_state(o.state_dict()) for o in optimizers]
     return state, opts
 
 

@@ -152,7 +152,11 @@ def test_training_never_keeps_weights_worse_than_the_start(ppca_3000x20, monkeyp
 
 def test_budget_and_patience_scale_with_the_data():
     vae = lvm.VAE()
-    for n_rows, budget, patience in [(270, 16667, 667), (1350, 4546, 182), (270_000, 100, 10)]:
+    # Patience: the epochs of 2,000 steps, at least 10 and at most 80 (a few hundred rows
+    # stop on the plateau in data passes; USPS's 6,562 training rows keep 39 epochs).
+    for n_rows, budget, patience in [(270, 16667, 80), (1350, 4546, 80), (3200, 2000, 80),
+                                     (3328, 1924, 77), (6562, 962, 39),
+                                     (270_000, 100, 10)]:
         vae._n_train_rows = n_rows  # what fit sets from the training rows
         plan = vae._plan()
         steps = -(-n_rows // 128)
@@ -167,7 +171,7 @@ def test_budget_and_patience_scale_with_the_data():
 def test_a_budget_that_runs_out_warns_what_to_raise(digits_split):
     Y = digits_split[0][:400]
     with pytest.warns(ConvergenceWarning, match=r"VAE did not converge in max_epochs=2 epochs "
-                      r"\(6 optimizer steps\): early stopping needs patience=667 epochs .*"
+                      r"\(6 optimizer steps\): early stopping needs patience=80 epochs .*"
                       r"Raise max_epochs \(None sets a budget of at least 50000 steps\)"):
         vae = lvm.VAE(2, hidden_sizes=(16,), noise="shared", max_epochs=2,
                       random_state=0).fit(Y)
