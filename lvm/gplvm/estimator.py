@@ -95,8 +95,8 @@ class BayesianGPLVM(GradientLatentModel):
         stays ``"rbf"``: on oil flow at Q = 10 (random_state=0) the sum's 3 effective dims give
         98.0 % 10-fold 1-NN accuracy against the 99 % that ``"rbf"`` reaches (99.8 % with seeds 1, 2).
     inference : {"collapsed", "svi"}, default="collapsed"
-    likelihood : {"gaussian", "bernoulli", "poisson", "negative_binomial", "binomial(n=...)"}, \
-            default="gaussian"
+    likelihood : str, default="gaussian"
+        One of "gaussian", "bernoulli", "poisson", "negative_binomial", "binomial(n=...)".
         Any likelihood of :mod:`lvm.likelihoods` with ``inference="svi"`` (the count
         likelihoods need non-negative integer data; see :class:`lvm.VAE`); the collapsed bound
         needs the Gaussian.

@@ -74,8 +74,8 @@ class VAE(GradientLatentModel):
         FA's with per-feature noise; with ``init="linear"`` it starts there).
     activation : {"relu", "tanh", "elu", "gelu", "softplus", "leaky_relu", "sigmoid"}, \
             default="relu"
-    likelihood : {"gaussian", "bernoulli", "poisson", "negative_binomial", "binomial(n=...)"}, \
-            default="gaussian"
+    likelihood : str, default="gaussian"
+        One of "gaussian", "bernoulli", "poisson", "negative_binomial", "binomial(n=...)".
         Any name of :data:`lvm.likelihoods.LIKELIHOODS`. ``"bernoulli"`` needs data in [0, 1]
         (binary, or intensities scaled to [0, 1]). The count likelihoods (``"poisson"``,
         ``"negative_binomial"`` with one learned size per feature, ``"binomial(n=16)"`` with n a
