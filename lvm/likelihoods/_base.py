@@ -457,3 +457,119 @@ def laplace_log_marginal(likelihood, y, mean, var, mask=None, n_newton: int = 30
     values = torch.logsumexp(torch.log(w) + log_belief + log_rule
                              + likelihood._log_prob_entries(y, nodes), 0)
     return masked_sum(values, mask)
+
+
+def inverse_softplus(v: torch.Tensor) -> torch.Tensor:
+    """softplus^{-1}(v) = v + log(-expm1(-v)), stable for small and large v > 0."""
+    return v + torch.log(-torch.expm1(-v))
+
+
+class CountLikelihood(Likelihood):
+    """Base of the count likelihoods: discrete, their support checked by :func:`check_counts`,
+    the log marginal by adaptive Gauss-Hermite quadrature (:func:`laplace_log_marginal`), which
+    needs ``_log_prob_derivatives(y, f)``: the first and second derivatives of the
+    log-probability in f.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        Passed to :class:`torch.nn.Module`.
+    """
+
+    support = "non-negative integers"
+    discrete = True
+
+    @classmethod
+    def check_support(cls, Y, mask=None):
+        """Raise a ValueError when an observed entry of ``Y`` is not a non-negative integer.
+
+        Parameters
+        ----------
+        Y : torch.Tensor of shape (n_samples, n_features)
+            The data.
+        mask : torch.Tensor of bool, optional
+            True where an entry is observed; only those entries are checked.
+        """
+        check_counts(cls, Y, mask)
+
+    def _log_prob_derivatives(self, y, f):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def log_marginal(self, y, mean, var, mask=None):
+        """Log marginal probability log E_{f ~ N(mean, var)} p(y | f) per row.
+
+        By adaptive Gauss-Hermite quadrature centred at the integrand's mode
+        (:func:`~lvm.likelihoods._base.laplace_log_marginal`): the integrand of a large count is
+        far narrower than the belief, and nodes spread over the belief would miss it.
+
+        Parameters
+        ----------
+        y : torch.Tensor of shape (..., D)
+            The counts.
+        mean, var : torch.Tensor of shape (..., D)
+            The Gaussian belief about f, per entry.
+        mask : torch.Tensor of bool, optional
+            True where an entry of ``y`` is observed.
+
+        Returns
+        -------
+        torch.Tensor of shape (...)
+            The log marginal probability per row, in nats.
+        """
+        return laplace_log_marginal(self, y, mean, var, mask)
+
+
+class LogLinkCountLikelihood(CountLikelihood):
+    """A count likelihood with mean exp(f) (the log link): the Poisson and the negative binomial.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        Passed to :class:`torch.nn.Module`.
+    """
+
+    def mean(self, f):
+        """Return E[y | f] = exp(f).
+
+        Parameters
+        ----------
+        f : torch.Tensor
+            The log-means.
+
+        Returns
+        -------
+        torch.Tensor
+            The means, of the shape of ``f``.
+        """
+        return torch.exp(f)
+
+    def marginal_mean(self, mean, var):
+        """Return E[y] = exp(mean + var / 2) when f ~ N(mean, var).
+
+        Parameters
+        ----------
+        mean, var : torch.Tensor
+            The Gaussian belief about the log-mean.
+
+        Returns
+        -------
+        torch.Tensor
+            E[y], of the shape of ``mean``.
+        """
+        return torch.exp(mean + 0.5 * var)
+
+    def inverse_mean(self, mean):
+        """Return log(mean), the mean clamped to at least 1e-3 first.
+
+        Parameters
+        ----------
+        mean : torch.Tensor
+            Means of y.
+
+        Returns
+        -------
+        torch.Tensor
+            The log-means, finite.
+        """
+        # A feature that is 0 in every row would need mean 0 (log-mean -inf).
+        return torch.log(mean.clamp_min(1e-3))

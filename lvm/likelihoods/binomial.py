@@ -17,12 +17,12 @@ import numbers
 import torch
 from torch.nn import functional as F
 
-from ._base import Likelihood, check_counts, laplace_log_marginal
+from ._base import CountLikelihood, check_counts
 
 __all__ = ["BinomialLikelihood"]
 
 
-class BinomialLikelihood(Likelihood):
+class BinomialLikelihood(CountLikelihood):
     """Binomial likelihood y | f ~ Binomial(n, sigmoid(f)) per feature, f the logits.
 
     For counts out of a known number of trials. Pick n by the name's option (``"binomial(n=16)"``,
@@ -40,7 +40,6 @@ class BinomialLikelihood(Likelihood):
 
     name = "binomial"
     support = "integers from 0 to the number of trials n"
-    discrete = True
     option_names = ("n",)
 
     def __init__(self, n=None):
@@ -126,29 +125,6 @@ class BinomialLikelihood(Likelihood):
     def _log_prob_derivatives(self, y, f):
         n, p = self._n(y), torch.sigmoid(f)
         return y - n * p, -n * p * (1 - p)
-
-    def log_marginal(self, y, mean, var, mask=None):
-        """Log marginal probability log E_{f ~ N(mean, var)} p(y | f) per row.
-
-        By adaptive Gauss-Hermite quadrature centred at the integrand's mode
-        (:func:`~lvm.likelihoods._base.laplace_log_marginal`): the integrand of a large count is
-        far narrower than the belief, and nodes spread over the belief would miss it.
-
-        Parameters
-        ----------
-        y : torch.Tensor of shape (..., D)
-            The counts.
-        mean, var : torch.Tensor of shape (..., D)
-            The Gaussian belief about f, per entry.
-        mask : torch.Tensor of bool, optional
-            True where an entry of ``y`` is observed.
-
-        Returns
-        -------
-        torch.Tensor of shape (...)
-            The log marginal probability per row, in nats.
-        """
-        return laplace_log_marginal(self, y, mean, var, mask)
 
     def mean(self, f):
         """Return E[y | f] = n sigmoid(f).

@@ -15,16 +15,11 @@ import math
 import torch
 from torch.nn import functional as F
 
-from ._base import Likelihood, _fill, masked_sum
+from ._base import Likelihood, _fill, inverse_softplus, masked_sum
 
 __all__ = ["GaussianLikelihood"]
 
 _LOG_2PI = math.log(2 * math.pi)
-
-
-def _inverse_softplus(v: torch.Tensor) -> torch.Tensor:
-    # softplus^{-1}(v) = v + log(-expm1(-v)), stable for small and large v
-    return v + torch.log(-torch.expm1(-v))
 
 
 class GaussianLikelihood(Likelihood):
@@ -54,7 +49,7 @@ class GaussianLikelihood(Likelihood):
         self.register_buffer("floor", torch.tensor(float(min_noise)))
         init = torch.as_tensor(initial_noise, dtype=torch.get_default_dtype()).expand(n_noise)
         init = (init - float(min_noise)).clamp_min(1e-3 * max(float(min_noise), 1e-12))
-        self.raw_noise = torch.nn.Parameter(_inverse_softplus(init.clone()))
+        self.raw_noise = torch.nn.Parameter(inverse_softplus(init.clone()))
 
     @property
     def min_noise(self) -> float:

@@ -16,16 +16,12 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ._base import Likelihood, check_counts, laplace_log_marginal
+from ._base import LogLinkCountLikelihood, inverse_softplus
 
 __all__ = ["NegativeBinomialLikelihood"]
 
 
-def _inverse_softplus(v: torch.Tensor) -> torch.Tensor:
-    return v + torch.log(-torch.expm1(-v))
-
-
-class NegativeBinomialLikelihood(Likelihood):
+class NegativeBinomialLikelihood(LogLinkCountLikelihood):
     """Negative-binomial likelihood with mean exp(f) and one learned size per feature.
 
     For overdispersed counts (reads per gene, words per document). The size r (scipy's ``n``,
@@ -41,15 +37,13 @@ class NegativeBinomialLikelihood(Likelihood):
     """
 
     name = "negative_binomial"
-    support = "non-negative integers"
-    discrete = True
     _MIN_TOTAL_COUNT = 1e-4
 
     def __init__(self, n_features: int = 1, initial_total_count=10.0):
         super().__init__()
         init = torch.as_tensor(initial_total_count, dtype=torch.get_default_dtype())
         init = (init.expand(n_features) - self._MIN_TOTAL_COUNT).clamp_min(1e-3)
-        self.raw_total_count = torch.nn.Parameter(_inverse_softplus(init.clone()))
+        self.raw_total_count = torch.nn.Parameter(inverse_softplus(init.clone()))
 
     @classmethod
     def from_data(cls, Y, **ignored):
@@ -80,19 +74,6 @@ class NegativeBinomialLikelihood(Likelihood):
         r = torch.nan_to_num(r, nan=1e3).clamp(0.1, 1e3)
         return cls(Y.shape[1], initial_total_count=r.cpu().to(torch.get_default_dtype()))
 
-    @classmethod
-    def check_support(cls, Y, mask=None):
-        """Raise a ValueError when an observed entry of ``Y`` is not a non-negative integer.
-
-        Parameters
-        ----------
-        Y : torch.Tensor of shape (n_samples, n_features)
-            The data.
-        mask : torch.Tensor of bool, optional
-            True where an entry is observed; only those entries are checked.
-        """
-        check_counts(cls, Y, mask)
-
     @property
     def total_count(self) -> torch.Tensor:
         """The size r per feature (the inverse dispersion), shape (1,) or (n_features,)."""
@@ -109,74 +90,6 @@ class NegativeBinomialLikelihood(Likelihood):
         r = self.total_count
         s = torch.sigmoid(f - torch.log(r))  # mu / (r + mu)
         return y - (r + y) * s, -(r + y) * s * (1 - s)
-
-    def log_marginal(self, y, mean, var, mask=None):
-        """Log marginal probability log E_{f ~ N(mean, var)} p(y | f) per row.
-
-        By adaptive Gauss-Hermite quadrature centred at the integrand's mode
-        (:func:`~lvm.likelihoods._base.laplace_log_marginal`): the integrand of a large count is
-        far narrower than the belief, and nodes spread over the belief would miss it.
-
-        Parameters
-        ----------
-        y : torch.Tensor of shape (..., D)
-            The counts.
-        mean, var : torch.Tensor of shape (..., D)
-            The Gaussian belief about f, per entry.
-        mask : torch.Tensor of bool, optional
-            True where an entry of ``y`` is observed.
-
-        Returns
-        -------
-        torch.Tensor of shape (...)
-            The log marginal probability per row, in nats.
-        """
-        return laplace_log_marginal(self, y, mean, var, mask)
-
-    def mean(self, f):
-        """Return E[y | f] = exp(f).
-
-        Parameters
-        ----------
-        f : torch.Tensor
-            The log-means.
-
-        Returns
-        -------
-        torch.Tensor
-            The means, of the shape of ``f``.
-        """
-        return torch.exp(f)
-
-    def marginal_mean(self, mean, var):
-        """Return E[y] = exp(mean + var / 2) when f ~ N(mean, var).
-
-        Parameters
-        ----------
-        mean, var : torch.Tensor
-            The Gaussian belief about the log-mean.
-
-        Returns
-        -------
-        torch.Tensor
-            E[y], of the shape of ``mean``.
-        """
-        return torch.exp(mean + 0.5 * var)
-
-    def inverse_mean(self, mean):
-        """Return log(mean), the mean clamped to at least 1e-3 first.
-
-        Parameters
-        ----------
-        mean : torch.Tensor
-            Means of y.
-
-        Returns
-        -------
-        torch.Tensor
-            The log-means, finite.
-        """
-        return torch.log(mean.clamp_min(1e-3))
 
     def sample(self, f, generator=None):
         """Draw y ~ NB(exp f, r) as a gamma-Poisson mixture.

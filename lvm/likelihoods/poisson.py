@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import torch
 
-from ._base import Likelihood, _fill, check_counts, laplace_log_marginal, masked_sum
+from ._base import LogLinkCountLikelihood, _fill, masked_sum
 
 __all__ = ["PoissonLikelihood"]
 
 
-class PoissonLikelihood(Likelihood):
+class PoissonLikelihood(LogLinkCountLikelihood):
     """Poisson likelihood y | f ~ Poisson(exp f) per feature, f the log-rate (log link).
 
     For counts. ``log_prob`` is a log-probability, log P(y | f) <= 0 per entry; nothing is
@@ -29,21 +29,6 @@ class PoissonLikelihood(Likelihood):
     """
 
     name = "poisson"
-    support = "non-negative integers"
-    discrete = True
-
-    @classmethod
-    def check_support(cls, Y, mask=None):
-        """Raise a ValueError when an observed entry of ``Y`` is not a non-negative integer.
-
-        Parameters
-        ----------
-        Y : torch.Tensor of shape (n_samples, n_features)
-            The data.
-        mask : torch.Tensor of bool, optional
-            True where an entry is observed; only those entries are checked.
-        """
-        check_counts(cls, Y, mask)
 
     def _log_prob_entries(self, y, f):
         return y * f - torch.exp(f) - torch.lgamma(y + 1)
@@ -71,75 +56,6 @@ class PoissonLikelihood(Likelihood):
     def _log_prob_derivatives(self, y, f):
         rate = torch.exp(f)
         return y - rate, -rate
-
-    def log_marginal(self, y, mean, var, mask=None):
-        """Log marginal probability log E_{f ~ N(mean, var)} p(y | f) per row.
-
-        By adaptive Gauss-Hermite quadrature centred at the integrand's mode
-        (:func:`~lvm.likelihoods._base.laplace_log_marginal`): the integrand of a large count is
-        far narrower than the belief, and nodes spread over the belief would miss it.
-
-        Parameters
-        ----------
-        y : torch.Tensor of shape (..., D)
-            The counts.
-        mean, var : torch.Tensor of shape (..., D)
-            The Gaussian belief about f, per entry.
-        mask : torch.Tensor of bool, optional
-            True where an entry of ``y`` is observed.
-
-        Returns
-        -------
-        torch.Tensor of shape (...)
-            The log marginal probability per row, in nats.
-        """
-        return laplace_log_marginal(self, y, mean, var, mask)
-
-    def mean(self, f):
-        """Return E[y | f] = exp(f).
-
-        Parameters
-        ----------
-        f : torch.Tensor
-            The log-rates.
-
-        Returns
-        -------
-        torch.Tensor
-            The rates, of the shape of ``f``.
-        """
-        return torch.exp(f)
-
-    def marginal_mean(self, mean, var):
-        """Return E[y] = exp(mean + var / 2) when f ~ N(mean, var).
-
-        Parameters
-        ----------
-        mean, var : torch.Tensor
-            The Gaussian belief about the log-rate.
-
-        Returns
-        -------
-        torch.Tensor
-            E[y], of the shape of ``mean``.
-        """
-        return torch.exp(mean + 0.5 * var)
-
-    def inverse_mean(self, mean):
-        """Return log(mean), the mean clamped to at least 1e-3 first.
-
-        Parameters
-        ----------
-        mean : torch.Tensor
-            Rates.
-
-        Returns
-        -------
-        torch.Tensor
-            The log-rates, finite.
-        """
-        # A feature that is 0 in every row would need rate 0 (log-rate -inf).
-        return torch.log(mean.clamp_min(1e-3))
 
     def sample(self, f, generator=None):
         """Draw y ~ Poisson(exp f).

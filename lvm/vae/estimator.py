@@ -20,7 +20,7 @@ from ..evidence.estimators import importance_log_weights
 from ..latents import AmortizedLatent
 from ..latents.neighbors import NeighborGraph, NeighborMap, neighbor_infonce
 from ..likelihoods import LIKELIHOODS, GaussianLikelihood
-from ..likelihoods._base import observed_mask
+from ..likelihoods._base import inverse_softplus, observed_mask
 from .networks import ACTIVATIONS, VAEModule, build_decoder, build_encoder, start_at_affine
 
 __all__ = ["VAE", "EvidenceEstimate"]
@@ -432,7 +432,7 @@ class VAE(GradientLatentModel):
             floor = likelihood.floor.to(torch.float64)
             target = (noise if self.noise == "per_feature" else noise[:1]) - floor
             target = target.clamp_min(1e-3 * floor)  # as the likelihood's own start does
-            likelihood.raw_noise.copy_(_inverse_softplus(target).to(likelihood.raw_noise))
+            likelihood.raw_noise.copy_(inverse_softplus(target).to(likelihood.raw_noise))
             # The posterior of the model as stored (its noise may have met the floor).
             noise = likelihood.noise.to(torch.float64).expand(Z.shape[1])
         W, A, log_var = _diagonal_posterior(W, noise)
@@ -558,10 +558,6 @@ class VAE(GradientLatentModel):
         self
         """
         return self._partial_fit(Y, self._partial_fit_chunk)
-
-
-def _inverse_softplus(v: torch.Tensor) -> torch.Tensor:
-    return v + torch.log(-torch.expm1(-v))
 
 
 def _linear_model(Z, n_components: int, noise: str, device):
