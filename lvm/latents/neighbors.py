@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 __all__ = ["NeighborGraph", "NeighborMap", "neighbor_infonce", "neighbor_contrast",
-           "NEIGHBOR_SCALE", "N_NEGATIVES"]
+           "log_sum_cauchy", "NEIGHBOR_SCALE", "N_NEGATIVES"]
 
 #: s, the scale of the encoder means the neighbour term sees (see the module docstring).
 NEIGHBOR_SCALE = 10.0
@@ -116,8 +116,8 @@ def neighbor_infonce(mu: torch.Tensor, mu_neighbor: torch.Tensor,
     scale : float
         s.
     """
-    logits = _log_similarity(scale * mu, scale * mu_neighbor)  # the diagonal: the positives
-    return -(logits.diagonal() - torch.logsumexp(logits, 1))
+    a, b = scale * mu, scale * mu_neighbor
+    return torch.log1p((a - b).square().sum(1)) + log_sum_cauchy(a, b)
 
 
 def neighbor_contrast(m: torch.Tensor, positives: torch.Tensor,
@@ -135,20 +135,57 @@ def neighbor_contrast(m: torch.Tensor, positives: torch.Tensor,
         The negatives' means, scaled.
     """
     attraction = -torch.log1p((m.unsqueeze(1) - positives).square().sum(-1)).mean(1)
-    # log sum_r q(m_i, n_r) as the log of a sum of reciprocals (q <= 1 and q >= 1 / (1 + d2max):
-    # no overflow, no underflow), in place where autograd allows: the (n, r) matrix dominates the
-    # cost, and this is about 4x faster than logsumexp over -log1p(d2).
-    d2 = torch.addmm(negatives.square().sum(1).unsqueeze(0), m, negatives.T, alpha=-2.0)
-    d2 = d2.add_(m.square().sum(1, keepdim=True)).clamp_min_(0.0)
-    return torch.log(torch.reciprocal(d2.add_(1.0)).sum(1)) - attraction
+    return log_sum_cauchy(m, negatives) - attraction
 
 
-def _log_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """log q of every pair of rows of ``a`` (n, K) and ``b`` (r, K), scaled already: -log(1 +
-    squared distance), shape (n, r). The squared distances come from the inner products, smooth
-    at 0 (duplicate rows), unlike the gradient of cdist's square root."""
-    d2 = (a.square().sum(1, keepdim=True) + b.square().sum(1) - 2.0 * a @ b.T).clamp_min(0.0)
-    return -torch.log1p(d2)
+class _LogSumCauchy(torch.autograd.Function):
+    """:func:`log_sum_cauchy` with its gradient in closed form (see there)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        # w = 1 / (1 + d2) by the inner products, in place: the (n, r) matrix is the whole cost.
+        w = torch.addmm(b.square().sum(1).unsqueeze(0), a, b.T, alpha=-2.0)
+        w = w.add_(a.square().sum(1, keepdim=True)).clamp_min_(0.0).add_(1.0).reciprocal_()
+        total = w.sum(1)
+        ctx.save_for_backward(a, b, w, total)
+        return torch.log(total)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b, w, total = ctx.saved_tensors
+        # dL_i / d d2_il = -w_il^2 / S_i; G_il = that times the upstream gradient of row i.
+        G = w.square().mul_((-grad / total).unsqueeze(1))
+        grad_a = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_a = 2.0 * (a * G.sum(1, keepdim=True) - G @ b)
+        if ctx.needs_input_grad[1]:
+            grad_b = 2.0 * (b * G.sum(0).unsqueeze(1) - G.T @ a)
+        return grad_a, grad_b
+
+
+def log_sum_cauchy(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    r"""The log of each row's summed Cauchy similarity to a set of rows, shape (n,):
+
+    .. math::
+        \ell_i = \log \sum_l (1 + \lVert a_i - b_l \rVert^2)^{-1},
+        \qquad
+        \frac{\partial \ell_i}{\partial a_i} = -\frac{2}{S_i} \sum_l w_{il}^2 (a_i - b_l),
+
+    with :math:`w_{il} = (1 + \lVert a_i - b_l \rVert^2)^{-1}` and :math:`S_i = \sum_l w_{il}`
+    (and the mirror image for :math:`b_l`). The contrastive terms' repulsion, computed as the log
+    of a sum of reciprocals (:math:`w \le 1` and :math:`w \ge 1 / (1 + d^2_{max})`: no overflow,
+    no underflow) with the squared distances from the inner products (smooth at 0, duplicate
+    rows) and the gradient in closed form: the (n, r) matrix, the whole cost, is made in place
+    and passed over about ten times in all, where autograd's graph of the same expression takes
+    three times as many passes (on the CPU at n = r = 512, K = 2: about 3x faster forward and
+    backward). Gradients are checked against finite differences in ``tests/vae/test_neighbors.py``.
+
+    Parameters
+    ----------
+    a : torch.Tensor of shape (n, K)
+    b : torch.Tensor of shape (r, K)
+    """
+    return _LogSumCauchy.apply(a, b)
 
 
 class NeighborMap:

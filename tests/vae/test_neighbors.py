@@ -9,7 +9,7 @@ import torch
 from sklearn.datasets import make_blobs
 
 import lvm
-from lvm.latents.neighbors import NeighborGraph, neighbor_infonce
+from lvm.latents.neighbors import NeighborGraph, log_sum_cauchy, neighbor_contrast, neighbor_infonce
 from lvm.metrics import neighbor_overlap
 
 
@@ -35,6 +35,25 @@ def test_infonce_gradient_matches_finite_differences():
     same = mu.detach().clone().requires_grad_(True)
     neighbor_infonce(same, same.detach().clone()).sum().backward()
     assert torch.isfinite(same.grad).all()
+
+
+def test_log_sum_cauchy_by_hand_and_its_closed_form_gradient():
+    g = torch.Generator().manual_seed(2)
+    a = torch.randn(7, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(9, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    expected = [math.log(sum(1.0 / (1.0 + float(((a[i] - b[j]) ** 2).sum())) for j in range(9)))
+                for i in range(7)]
+    np.testing.assert_allclose(log_sum_cauchy(a, b).detach().numpy(), expected, rtol=1e-12)
+    assert torch.autograd.gradcheck(log_sum_cauchy, (a, b))
+    # the gradient of each input alone (the refinement's negatives are constants)
+    assert torch.autograd.gradcheck(lambda x: log_sum_cauchy(x, b.detach()), (a,))
+    assert torch.autograd.gradcheck(lambda y: log_sum_cauchy(a.detach(), y), (b,))
+    # neighbor_contrast: all k neighbours as positives, the negatives by log_sum_cauchy
+    pos = torch.randn(7, 3, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    by_hand = [float(sum(math.log1p(float(((a[i] - pos[i, j]) ** 2).sum())) for j in range(3)))
+               / 3 + expected[i] for i in range(7)]
+    np.testing.assert_allclose(neighbor_contrast(a, pos, b).detach().numpy(), by_hand, rtol=1e-12)
+    assert torch.autograd.gradcheck(neighbor_contrast, (a, pos, b))
 
 
 def test_graph_is_the_exact_k_nearest_and_samples_among_them():
