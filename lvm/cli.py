@@ -38,64 +38,10 @@ import numpy as np
 import lvm
 from lvm._preprocess import feature_standardization, standardize
 from lvm.datasets import load_table  # also lvm.cli.load_table, as before it moved
+from lvm.presets import (DEMO_MODELS, DEMO_QUICK, MODELS,  # also lvm.cli.*
+                         build_demo_model, build_model)
 
 __all__ = ["main", "load_table", "build_model", "MODELS", "DEMO_MODELS", "DEMO_QUICK"]
-
-#: CLI model keys -> (lvm class, keyword arguments, overrides under ``--fast``), for ``compare``
-#: and ``embed``; the latent dimension, ``random_state`` and ``verbose`` come from the options.
-MODELS = {
-    "ppca": ("PPCA", {}, {}),
-    "fa": ("FactorAnalysis", {}, {}),
-    "vae": ("VAE", {"hidden_sizes": (128, 128), "max_epochs": 200, "batch_size": 128},
-            {"max_epochs": 60}),
-    "gplvm": ("BayesianGPLVM", {"n_inducing": 50},
-              {"n_inducing": 32, "max_iter": 300, "tol": None}),
-    # latents of the data's own dimension: --components does not apply
-    "diffusion": ("DiffusionModel", {}, {"max_epochs": 300}),
-    # lvm embed's default: the VAE with the neighbour term and the refined map (its evidence is
-    # still a bound of its own decoder's model). On USPS, in one run of benchmarks/embed.py at
-    # weights 0 / 3 / 30 / 300 / 1000: held-out 25.1 / 34.1 / 36.9 / 28.2 / 16.6 nats per point,
-    # test 5-NN 0.746 / 0.871 / 0.906 / 0.923 / 0.923, trustworthiness 0.892 / 0.943 / 0.950 /
-    # 0.946 / 0.941: 30 has the best evidence and trustworthiness of them.
-    "embed": ("VAE", {"neighbor_weight": 30.0, "batch_size": 512, "learning_rate": 3e-3,
-                      "validation_fraction": 0.0, "max_epochs": 150,
-                      "neighbor_refine_steps": 200}, {"max_epochs": 40}),
-}
-
-#: ``lvm demo``'s estimators, all its settings in one place: key -> (lvm class, keyword arguments).
-#: They are fitted with a 2-D latent (the diffusion model's latents have the data's dimension) to
-#: the digits (the 61 pixels that are not blank in every image), raw intensities dequantized by
-#: uniform noise in [0, 1) (the same draws for every model), 80 % train / 20 % held out.
-DEMO_MODELS = {
-    "ppca": ("PPCA", {}),
-    "fa": ("FactorAnalysis", {}),
-    "vae": ("VAE", {"hidden_sizes": (128, 128), "max_epochs": 200, "batch_size": 128,
-                    "patience": 20}),
-    # 300 L-BFGS iterations and 100 steps per held-out q(x*): -129.1 held out, as -129.0 with the
-    # estimator's defaults (1000 and 300) and -129.1 with 500 iterations, which took 22.2 s to
-    # fit against 10.0 s (32 inducing points and 400 iterations: -132.2 in 6.9 s).
-    "gplvm": ("BayesianGPLVM", {"n_inducing": 50, "max_iter": 300, "transform_max_iter": 100}),
-    # The nested start (the fitted Gaussian's diffusion model at step 0) at 6e-3 leaves the
-    # Gaussian's plateau after about 80 epochs: -122.0 to -122.4 held out in 300 epochs
-    # (46-51 s), against -124.1 in 400 epochs (61 s) from the random start at 2e-3. With the
-    # fitted Gaussian as the control variate, 16 draws per row are as precise as 128 were with
-    # N(0, I)'s.
-    "diffusion": ("DiffusionModel", {"init": "gaussian", "learning_rate": 6e-3, "max_epochs": 300,
-                                     "patience": 100, "n_eval_draws": 16}),
-}
-
-#: ``lvm demo --quick``: the demo's code path in a few seconds, a smoke run whose numbers mean
-#: little: the first ``n_rows`` digits, the pixels inked in at least ``min_inked`` of them, and
-#: these overrides of :data:`DEMO_MODELS`.
-DEMO_QUICK = {
-    "n_rows": 300,
-    "min_inked": 0.05,
-    "vae": {"hidden_sizes": (32,), "max_epochs": 3},
-    "gplvm": {"n_inducing": 8, "max_iter": 5, "tol": None, "transform_max_iter": 5,
-              "n_importance_samples": 8},
-    "diffusion": {"width": 16, "depth": 1, "max_epochs": 3, "n_eval_draws": 8,
-                  "sampling_steps": 20},
-}
 
 _PIPE_STATUS = 141  # 128 + SIGPIPE: what a shell tool reports when its reader went away
 
@@ -120,48 +66,6 @@ def _load(args):
         return load_table(args.data, args.labels, keep_index=args.keep_index, note=_note)
     except ValueError as exc:
         raise InputError(_first_line(exc)) from exc
-
-
-# ------------------------------------------------------------------------------------- the models
-def _construct(cls_name, kwargs, n_components, random_state, verbose):
-    cls = getattr(lvm, cls_name)
-    common = {"random_state": random_state, "verbose": verbose}
-    if "n_components" not in cls._get_param_names():  # latents of the data's dimension
-        return cls(**{**kwargs, **common})
-    return cls(n_components, **{**kwargs, **common})
-
-
-def build_model(key: str, n_components: int = 2, *, fast: bool = False, random_state=None,
-                verbose: bool = False, **params):
-    """The estimator ``lvm compare`` and ``lvm embed`` build for a key of :data:`MODELS`.
-
-    So that a script (a benchmark, a notebook) fits exactly the model the command line fits:
-    ``build_model("embed")`` is ``lvm embed``'s default model.
-
-    Parameters
-    ----------
-    key : str
-        A key of :data:`MODELS` (``"ppca"``, ``"fa"``, ``"vae"``, ``"gplvm"``, ``"diffusion"``,
-        ``"embed"``).
-    n_components : int, default=2
-        The latent dimension (ignored by the diffusion model, whose latents have the data's).
-    fast : bool, default=False
-        Apply the key's ``--fast`` overrides.
-    random_state, verbose
-        As the estimators take them.
-    **params
-        Hyper-parameters overriding the key's settings.
-
-    Returns
-    -------
-    estimator
-        Unfitted.
-    """
-    if key not in MODELS:
-        raise ValueError(f"Unknown model {key!r}; choose one of {list(MODELS)}.")
-    cls_name, kwargs, fast_kwargs = MODELS[key]
-    return _construct(cls_name, {**kwargs, **(fast_kwargs if fast else {}), **params},
-                      n_components, random_state, verbose)
 
 
 def _keys(spec: str, valid) -> list:
@@ -316,41 +220,10 @@ def _compare(models: dict, Y, *, test_size, standardize, dequantize, random_stat
     return table, table.train_index
 
 
-def _embedding_figure(table, Y, labels, images=None):
-    """One latent scatter per model (titled by its name) and the evidence chart; a model without a
-    low-dimensional embedding (the diffusion model) shows its samples instead.
-
-    ``Y`` (and ``labels``) are the training rows: their q(x | y) is fitted already, where
-    embedding held-out rows would, for the GPLVM, fit q(x) for them again after scoring did.
-    ``images``: ``(image_shape, pixels)`` when the rows are images (``pixels`` the mask of the
-    columns kept), to show samples as images."""
-    from matplotlib.figure import Figure
-
-    n = len(table)
-    fig = Figure(figsize=(4.2 * n + 4.5, 4.5), layout="constrained")
-    axes = fig.subplots(1, n + 1, gridspec_kw={"width_ratios": [1] * n + [1.1]})
-    for ax, rec in zip(axes[:-1], table):
-        if not rec["estimator"].has_embedding:
-            shape, pixels = images if images is not None else (None, None)
-            lvm.plot.samples_panel(rec["estimator"], Y, ax=ax, image_shape=shape, pixels=pixels,
-                                   title=rec["model"])
-            continue
-        lvm.plot.latent_scatter(rec["estimator"], Y, labels, ax=ax, title=rec["model"], s=4)
-        if ax.get_legend() is not None and ax is not axes[0]:
-            ax.get_legend().remove()
-    lvm.plot.evidence_comparison(table, ax=axes[-1])
-    rec = table[0]
-    fig.suptitle(f"Posterior means E[x | y] of the {rec['n_train']} training rows"
-                 + ("" if all(r["estimator"].has_embedding for r in table)
-                    else " (samples for models without a low-dimensional embedding)")
-                 + f"; evidence on the {rec['n_test']} held-out rows", fontsize="medium")
-    return fig
-
-
 def _save_figure(table, Y, labels, path, images=None):
     t0 = time.perf_counter()
     _progress(f"drawing {path.name} ...", end="")
-    _embedding_figure(table, Y, labels, images).savefig(path, dpi=110)
+    lvm.plot.comparison(table, Y, labels, images=images).savefig(path, dpi=110)
     _progress(f" {time.perf_counter() - t0:.1f} s")
     return path
 
@@ -377,7 +250,6 @@ def cmd_demo(args):
     t0 = time.perf_counter()
     data = lvm.datasets.load_digits()
     Y, labels = data.Y, data.labels
-    overrides = DEMO_QUICK if args.quick else {}
     keep = Y.var(0) > 0  # pixels blank in every image: no density exists on them
     if args.quick:
         Y, labels = Y[:DEMO_QUICK["n_rows"]], labels[:DEMO_QUICK["n_rows"]]
@@ -386,9 +258,9 @@ def cmd_demo(args):
     Y = Y[:, keep]
     models = {}
     for key in _keys(args.models, DEMO_MODELS):
-        cls_name, kwargs = DEMO_MODELS[key]
-        models[cls_name] = _construct(cls_name, {**kwargs, **overrides.get(key, {})}, 2,
-                                      args.random_state, bool(args.verbose))
+        models[DEMO_MODELS[key][0]] = build_demo_model(key, quick=args.quick,
+                                                       random_state=args.random_state,
+                                                       verbose=bool(args.verbose))
     print(f"lvm demo{' --quick' if args.quick else ''}: {len(Y)} digits (8x8, {keep.sum()} "
           f"non-blank pixels, dequantized), 2-D latent, {', '.join(models)}", flush=True)
     # Pixels share one unit, so they are not standardized per feature: a pixel that is nonzero in

@@ -16,6 +16,7 @@ __all__ = [
     "ard_relevance",
     "training_curve",
     "evidence_comparison",
+    "comparison",
     "reconstructions",
     "samples",
     "samples_panel",
@@ -373,6 +374,50 @@ def evidence_comparison(table, ax=None, split="test"):
         ax.set_ylim(lo - pad, hi + pad)
     ax.set_xlim(-0.5, len(records) - 0.5)
     ax.set_title("Evidence per point (± standard error)")
+    return fig
+
+
+def comparison(table, Y, labels=None, *, images=None):
+    """One latent scatter per model of a :func:`lvm.compare` table and its evidence chart.
+
+    A model without a low-dimensional embedding (the diffusion model) shows its samples instead.
+    ``lvm compare --plot`` and ``lvm demo`` draw this figure.
+
+    Parameters
+    ----------
+    table : lvm.ComparisonTable
+        What :func:`lvm.compare` returned.
+    Y : array-like of shape (n_train, n_features)
+        The training rows (their q(x | y) is fitted already, where embedding held-out rows
+        would, for the GPLVM, fit q(x) for them again after scoring did).
+    labels : array-like of shape (n_train,), optional
+        Colours.
+    images : tuple (image_shape, pixels), optional
+        When the rows are images: their shape and the mask of the columns kept (``pixels``),
+        to show samples as images.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    n = len(table)
+    fig = _figure((4.2 * n + 4.5, 4.5))
+    axes = fig.subplots(1, n + 1, gridspec_kw={"width_ratios": [1] * n + [1.1]})
+    for ax, rec in zip(axes[:-1], table):
+        if not rec["estimator"].has_embedding:
+            shape, pixels = images if images is not None else (None, None)
+            samples_panel(rec["estimator"], Y, ax=ax, image_shape=shape, pixels=pixels,
+                          title=rec["model"])
+            continue
+        latent_scatter(rec["estimator"], Y, labels, ax=ax, title=rec["model"], s=4)
+        if ax.get_legend() is not None and ax is not axes[0]:
+            ax.get_legend().remove()
+    evidence_comparison(table, ax=axes[-1])
+    rec = table[0]
+    fig.suptitle(f"Posterior means E[x | y] of the {rec['n_train']} training rows"
+                 + ("" if all(r["estimator"].has_embedding for r in table)
+                    else " (samples for models without a low-dimensional embedding)")
+                 + f"; evidence on the {rec['n_test']} held-out rows", fontsize="medium")
     return fig
 
 
