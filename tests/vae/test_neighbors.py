@@ -150,6 +150,7 @@ def test_neighbor_map_refinement_lowers_each_rows_loss_row_by_row():
     Z = torch.randn(200, 6, generator=g, dtype=torch.float64)
     X = torch.randn(200, 2, generator=g, dtype=torch.float64)
     nmap = NeighborMap(Z, X, 10)
+    nmap.n_negatives = 200  # every reference row a negative at every step: the loss below
     z = torch.randn(30, 6, generator=g, dtype=torch.float64)
     mu = torch.randn(30, 2, generator=g, dtype=torch.float64)
     assert torch.equal(nmap.refine(z, mu, 0), mu)
