@@ -229,8 +229,10 @@ class NeighborMap:
     #: 800 x 64 0.962, 800 x 32 0.961, 1600 x 32 0.962; at 800 x 64, step size 0.1 0.959.
     learning_rate = 0.2
     n_negatives = 64
-    #: Rows refined together (memory: this many x ``N_NEGATIVES`` similarities).
-    chunk_rows = 1024
+    #: Rows refined together (memory: this many x ``n_negatives`` similarities, 2 MB in float32;
+    #: on USPS's 7291 training rows, 800 steps took 4.1-4.5 s in chunks of 8192 against 6.6-7.7 s
+    #: in chunks of 1024, the steps' fixed costs paid once instead of eight times).
+    chunk_rows = 8192
 
     def __init__(self, Z: torch.Tensor, X: torch.Tensor, n_neighbors: int,
                  scale: float = NEIGHBOR_SCALE):
