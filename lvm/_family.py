@@ -54,7 +54,8 @@ class Family(nn.Module, abc.ABC):
     -----
     Abstract: :meth:`objective`, :meth:`posterior`, :meth:`log_likelihood`, :meth:`decode` and
     :meth:`decoder_sample`. The other methods have defaults: no per-row parameters, no penalty,
-    nothing to do after a step, on new rows, on a failure, or at the end of training.
+    nothing to do after a step, on new rows, on a failure, or at the end of training, and no
+    public fitted attributes.
     The parameters of :meth:`local_parameters` get their own optimizer (Adam) in minibatch
     training; the others are global, and under ``torch.distributed`` the global parameters and
     all buffers start from rank 0's values.
@@ -136,8 +137,14 @@ class Family(nn.Module, abc.ABC):
         words saying what was changed (None: nothing)."""
         return None
 
-    def finalize(self, rows: torch.Tensor) -> None:
+    def finalize(self, rows: torch.Tensor, generator: torch.Generator) -> None:
         """After training (and after an interruption), with the rows trained on."""
+
+    def fitted_attributes(self, scale: float) -> dict:
+        """The public fitted attributes (names ending in ``_``) the estimator shows, in the
+        data's units (``scale`` is the standardization's, see :mod:`lvm._base`); none by
+        default."""
+        return {}
 
     def eval_width(self, n_features: int) -> int:
         """The widest per-draw computation of :meth:`log_likelihood` (sets evaluation chunks)."""
@@ -240,7 +247,9 @@ class FamilyEstimator(GradientLatentModel, metaclass=abc.ABCMeta):
         return self._model.on_failure(retry, exc)
 
     def _finalize(self) -> None:
-        self._model.finalize(self._rows)
+        self._model.finalize(self._rows, self._generator)
+        for name, value in self._model.fitted_attributes(self._scale).items():
+            setattr(self, name, value)
 
     def _eval_width(self) -> int:
         return self._model.eval_width(self.n_features_in_)

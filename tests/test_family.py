@@ -34,8 +34,8 @@ def _parameters(model):
     """W (D, K), b (D,), s^2 and the free q(x_n) means and variances, as float64 numpy."""
     f = model.family_
     as_np = lambda t: t.detach().cpu().numpy().astype(np.float64)  # noqa: E731
-    return (as_np(f.W), as_np(f.b), float(f.likelihood.noise.detach().reshape(-1)[0]), as_np(f.q.mu),
-            as_np(f.q.var))
+    return (as_np(f.W), as_np(f.b), float(as_np(f.likelihood.noise).reshape(-1)[0]),
+            as_np(f.q.mu), as_np(f.q.var))
 
 
 def _hand_elbo(Z, W, b, s2, m, v):
