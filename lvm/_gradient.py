@@ -29,7 +29,8 @@ rest, once for every family:
   by row and a seed fixed at fit; :meth:`log_evidence`, :meth:`elbo` and :meth:`elbo_samples` for
   every family.
 
-The hooks a family implements are listed under :class:`GradientLatentModel`.
+The hooks a family implements are listed under :class:`GradientLatentModel`; a family written
+as one object behind an abstract base answers them all through :mod:`lvm._family`.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from ._training import TrainResult, history_record, train
 from ._validation import check_positive_int, positive_int
 from .evidence.estimators import chunked, estimate_log_evidence
 
-__all__ = ["GradientLatentModel", "TrainingPlan", "OPTIMIZERS"]
+__all__ = ["GradientLatentModel", "TrainingPlan", "OPTIMIZERS", "n_validation_rows"]
 
 #: Parameters from which Adam's fused kernel pays on the CPU.
 _FUSED_CPU_MIN_PARAMETERS = 2**16
@@ -79,6 +80,11 @@ def _lbfgs(params, lr, device: torch.device, steps: int = 20) -> torch.optim.LBF
 
 #: Optimizers by name: ``(params, lr, device, steps) -> torch.optim.Optimizer``.
 OPTIMIZERS = {"adam": _adam, "lbfgs": _lbfgs}
+
+
+def n_validation_rows(n: int, fraction: float) -> int:
+    """The rows the validation split holds out of ``n`` (at least one when ``fraction > 0``)."""
+    return max(1, int(round(fraction * n))) if fraction else 0
 
 
 @dataclass
@@ -147,6 +153,11 @@ class GradientLatentModel(LatentVariableModel):
 
     def _build(self, Z):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _current_plan(self) -> TrainingPlan:
+        """The plan of the fit in progress: ``_plan()`` (the family estimators on
+        :class:`lvm._family.FamilyEstimator` compute it once per fit and keep it)."""
+        return self._plan()
 
     def _global_parameters(self):
         return list(self._model.parameters())
@@ -227,7 +238,7 @@ class GradientLatentModel(LatentVariableModel):
         self._eval_seed = self._new_seed()
 
     def _make_optimizers(self, local_only: bool = False) -> None:
-        plan = self._plan()
+        plan = self._current_plan()
         make = OPTIMIZERS[plan.optimizer]
         local = self._local_parameters()
         if plan.mode == "full":
@@ -242,11 +253,11 @@ class GradientLatentModel(LatentVariableModel):
             [OPTIMIZERS["adam"](local, plan.learning_rate, self._device)] if local else [])
 
     def _split_validation(self, Z):
-        fraction = self._plan().validation_fraction
+        fraction = self._current_plan().validation_fraction
         if not fraction:
             return Z, None
         n = Z.shape[0]
-        n_val = max(1, int(round(fraction * n)))
+        n_val = n_validation_rows(n, fraction)
         if n - n_val < 1:
             raise ValueError(
                 f"validation_fraction={fraction} leaves no training rows out of n_samples={n}; "
@@ -259,13 +270,13 @@ class GradientLatentModel(LatentVariableModel):
         dist.gather_counts(*Z.shape, self._device)  # the same features on every rank
         Z_train, Z_val = self._split_validation(Z)
         self._start(Z_train)
-        plan = self._plan()
+        plan = self._current_plan()
         self._run(Z_train, Z_val, plan.max_epochs, plan.tol)
 
     def _fit_checked(self, T, stats) -> None:
         """Fit, then decide convergence once for the whole fit (all its stages)."""
         super()._fit_checked(T, stats)
-        plan = self._plan()
+        plan = self._current_plan()
         patience = plan.patience if plan.validation_fraction else None
         self._record_convergence(
             self.converged_, plan.limit_message or f"in max_epochs={plan.max_epochs} epochs",
@@ -281,7 +292,7 @@ class GradientLatentModel(LatentVariableModel):
         self._run(Z, None, 1, None)
 
     def _run(self, Z, Z_val, max_epochs: int, tol) -> None:
-        plan = self._plan()
+        plan = self._current_plan()
         epoch = (self._minibatch_epoch(Z, plan) if plan.mode == "minibatch"
                  else self._full_batch_epoch(Z, plan))
         validation = None if Z_val is None else self._validation(Z_val)

@@ -11,6 +11,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import lvm
+from tests.families.linear_free import LinearFree
 
 
 def _tiny_gplvm(**kw):
@@ -41,6 +42,7 @@ CHECKED = [
     _tiny_gplvm(inference="svi", batch_size=16),
     lvm.LatentImputer(lvm.PPCA(n_components=1, device="cpu")),
     DIFFUSION_TINY,
+    LinearFree(n_components=1, device="cpu"),  # a family defined in the tests (issue 20)
 ]
 
 
@@ -72,6 +74,7 @@ def _factories():
         "BayesianGPLVM-svi": lambda seed=0: lvm.BayesianGPLVM(
             2, inference="svi", n_inducing=10, max_iter=5, batch_size=64, transform_max_iter=60,
             n_importance_samples=32, device="cpu", random_state=seed),
+        "LinearFree": lambda seed=0: LinearFree(2, device="cpu", random_state=seed),
     }
 
 
@@ -127,7 +130,7 @@ def _raise_at_epoch(exc, epoch=2):
     return lvm.settings.on_epoch(callback)
 
 
-ITERATIVE = ["FactorAnalysis", "VAE", "BayesianGPLVM", "BayesianGPLVM-svi"]
+ITERATIVE = ["FactorAnalysis", "VAE", "BayesianGPLVM", "BayesianGPLVM-svi", "LinearFree"]
 
 
 @pytest.mark.parametrize("name", ITERATIVE)

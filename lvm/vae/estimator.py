@@ -1,32 +1,24 @@
-"""The variational autoencoder as an lvm estimator: its networks and ELBO on the gradient layer."""
+"""The variational autoencoder as an estimator; its math is the family in :mod:`lvm.vae.model`."""
 
 from __future__ import annotations
 
-import copy
-import math
 import numbers
-import warnings
 
-import numpy as np
 import torch
-from sklearn.exceptions import ConvergenceWarning
 
 from .. import _distributed as dist
-from .._gradient import GradientLatentModel, TrainingPlan
+from .._family import FamilyEstimator, TrainingPlan
+from .._gradient import n_validation_rows
 from .._validation import Interval, StrOptions, positive_int, positive_real, unit_interval
-from .._stats import location_and_scale
 from ..evidence import EvidenceEstimate
-from ..evidence.estimators import importance_log_weights
-from ..latents import AmortizedLatent
-from ..latents.neighbors import NeighborGraph, NeighborMap, neighbor_infonce
 from ..likelihoods import LIKELIHOODS, GaussianLikelihood
-from ..likelihoods._base import inverse_softplus, observed_mask
-from .networks import ACTIVATIONS, VAEModule, build_decoder, build_encoder, start_at_affine
+from .model import VAEFamily
+from .networks import ACTIVATIONS, VAEModule
 
 __all__ = ["VAE", "EvidenceEstimate"]
 
 
-class VAE(GradientLatentModel):
+class VAE(FamilyEstimator):
     r"""Variational autoencoder (Kingma & Welling, 2014) trained by the ELBO.
 
     The model is :math:`x \sim \mathcal N(0, I_K)` and :math:`y \mid x \sim p(y \mid f_\theta(x))`
@@ -274,7 +266,7 @@ class VAE(GradientLatentModel):
     _likelihoods = "all"
 
     _parameter_constraints: dict = {
-        **GradientLatentModel._parameter_constraints,
+        **FamilyEstimator._parameter_constraints,
         "n_components": [positive_int()],
         "hidden_sizes": ["array-like"],
         "activation": [StrOptions(set(ACTIVATIONS))],
@@ -329,214 +321,61 @@ class VAE(GradientLatentModel):
     def _check_data_hyperparameters(self, Z):
         super()._check_data_hyperparameters(Z)
         self._warn_constant_features(Z)
-        for h in tuple(self.hidden_sizes):
-            if not isinstance(h, numbers.Integral) or isinstance(h, bool) or h < 1:
-                raise ValueError(
-                    f"hidden_sizes must hold positive integers (layer widths); got "
-                    f"{tuple(self.hidden_sizes)!r}."
-                )
+        if any(not isinstance(h, numbers.Integral) or isinstance(h, bool) or h < 1
+               for h in tuple(self.hidden_sizes)):
+            raise ValueError("hidden_sizes must hold positive integers (layer widths); got "
+                             f"{tuple(self.hidden_sizes)!r}.")
 
     # ------------------------------------------------------------------ the model
-    #: The default budget and patience (``max_epochs=None``, ``patience=None``), in optimizer
-    #: steps, whole epochs and at least these many epochs (see the class docstring).
+    #: The default budget and patience (``max_epochs=None``, ``patience=None``): the epochs of
+    #: these many optimizer steps, at least these many epochs, and for the patience at most 80
+    #: (on a few hundred rows the validation ELBO's plateau comes in data passes, not steps).
     _BUDGET_STEPS, _BUDGET_EPOCHS = 50_000, 100
-    _PATIENCE_STEPS, _PATIENCE_EPOCHS = 2_000, 10
-    #: ... and at most these many epochs of patience (data passes: on a few hundred rows the
-    #: validation ELBO's plateau is reached in passes, not steps).
-    _PATIENCE_MAX_EPOCHS = 80
+    _PATIENCE_STEPS, _PATIENCE_EPOCHS, _PATIENCE_MAX_EPOCHS = 2_000, 10, 80
 
-    def _steps_per_epoch(self) -> int:
-        """Optimizer steps per epoch: the largest shard's training rows over ``batch_size``."""
-        return max(1, -(-getattr(self, "_n_train_rows", 1) // int(self.batch_size)))
-
-    def _epochs_for(self, value, steps: int, epochs: int, most: int | None = None) -> int:
-        if value is not None:
-            return int(value)
-        n = -(-steps // self._steps_per_epoch())
-        return max(epochs, n if most is None else min(n, most))
-
-    def _plan(self) -> TrainingPlan:
-        max_epochs = self._epochs_for(self.max_epochs, self._BUDGET_STEPS, self._BUDGET_EPOCHS)
-        steps = max_epochs * self._steps_per_epoch()
+    def _plan(self, Z) -> TrainingPlan:
+        """Minibatch Adam, the default budget and patience counted in the optimizer steps of
+        the largest shard's training rows (``Z`` less the validation split) per epoch."""
+        n = dist.max_int(Z.shape[0])
+        per_epoch = max(1, -(-(n - n_validation_rows(n, self.validation_fraction))
+                             // int(self.batch_size)))
+        max_epochs = (int(self.max_epochs) if self.max_epochs is not None else
+                      max(self._BUDGET_EPOCHS, -(-self._BUDGET_STEPS // per_epoch)))
+        patience = (int(self.patience) if self.patience is not None else
+                    min(max(self._PATIENCE_EPOCHS, -(-self._PATIENCE_STEPS // per_epoch)),
+                        self._PATIENCE_MAX_EPOCHS))
         return TrainingPlan(mode="minibatch", optimizer="adam", learning_rate=self.learning_rate,
-                            max_epochs=max_epochs, tol=self.tol,
-                            batch_size=int(self.batch_size),
-                            validation_fraction=self.validation_fraction,
-                            patience=self._epochs_for(self.patience, self._PATIENCE_STEPS,
-                                                      self._PATIENCE_EPOCHS,
-                                                      self._PATIENCE_MAX_EPOCHS),
-                            limit_message=f"in max_epochs={max_epochs} epochs ({steps} optimizer "
-                                          "steps)",
+                            max_epochs=max_epochs, tol=self.tol, batch_size=int(self.batch_size),
+                            validation_fraction=self.validation_fraction, patience=patience,
+                            limit_message=f"in max_epochs={max_epochs} epochs "
+                                          f"({max_epochs * per_epoch} optimizer steps)",
                             budget_hint="" if self.max_epochs is None else
                             f" (None sets a budget of at least {self._BUDGET_STEPS} steps)")
 
-    def _build(self, Z: torch.Tensor) -> VAEModule:
-        """The networks and likelihood: at the linear model's optimum (see ``init``) or from
+    def _make_family(self, Z: torch.Tensor) -> VAEFamily:
+        """The networks and likelihood: at the linear model's optimum (see ``init``: lvm's own
+        networks, a Gaussian likelihood and at least two rows to fit it to) or from
         ``random_state`` alone."""
-        D, K = Z.shape[1], int(self.n_components)
-        self._n_train_rows = dist.max_int(Z.shape[0])  # sets the steps per epoch
         # Missing entries: the encoder sees the mask as well (MIWAE); decided once, by the data.
         masked = self._any_missing(Z)
-        self._train_samples = (int(self.train_samples) if self.train_samples is not None
-                               else 20 if masked else 1)
-        likelihood_class = LIKELIHOODS[self.likelihood]
-        nested = self._nested_start(Z)
-        # The networks are built on the CPU (then moved), so only the CPU RNG needs forking.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self._new_seed())
-            hidden = tuple(int(h) for h in self.hidden_sizes)
-            encoder = (build_encoder(2 * D if masked else D, K, hidden, self.activation,
-                                     affine=nested)
-                       if self.encoder is None else copy.deepcopy(self.encoder))
-            likelihood = likelihood_class.from_data(Z, noise=self.noise)
-            if self.decoder is None:
-                decoder = build_decoder(K, D, hidden, self.activation, affine=nested)
-                if not nested:
-                    last = [m for m in decoder.modules() if isinstance(m, torch.nn.Linear)][-1]
-                    with torch.no_grad():  # start the decoder at the data mean
-                        mean = torch.nanmean(Z, 0)
-                        last.bias.copy_(likelihood.inverse_mean(mean).to(last.bias).cpu())
-            else:
-                decoder = copy.deepcopy(self.decoder)
-        if likelihood.location_scale:  # the data are standardized already
-            latent = AmortizedLatent(encoder, K, mask_channel=masked)
-        else:  # counts, intensities: the encoder still sees unit-scale input
-            loc, scale = location_and_scale(Z.to(self._dtype))
-            latent = AmortizedLatent(encoder, K, input_loc=loc, input_scale=scale,
-                                     mask_channel=masked)
-        module = VAEModule(latent, decoder, likelihood, K).to(device=self._device,
-                                                               dtype=self._dtype)
-        # The neighbour term's graph of the training rows (None: evidence first).
-        self._neighbors = (NeighborGraph(Z, int(self.n_neighbors))
-                           if self.neighbor_weight > 0 else None)
-        self._map = None  # the fitted map new rows are refined against (set by _finalize)
-        if nested:
-            self._start_at_linear_model(module, Z)
-        dist.broadcast_module(module)  # every rank starts from rank 0's weights
-        return module
-
-    def _nested_start(self, Z) -> bool:
-        """Whether this fit starts at the linear model (``init="linear"``, lvm's own networks, a
-        Gaussian likelihood and at least two training rows to fit the linear model to)."""
-        return (self.init == "linear" and self.encoder is None and self.decoder is None
-                and issubclass(LIKELIHOODS[self.likelihood], GaussianLikelihood)
-                and dist.min_int(Z.shape[0]) >= 2)
-
-    def _start_at_linear_model(self, module: VAEModule, Z) -> None:
-        """Set the decoder's affine path and the noise to the linear-Gaussian model's maximum
-        likelihood (PPCA for shared noise, Factor Analysis for per-feature noise) on the rows ``Z``,
-        the encoder's to its exact posterior, and both networks' residuals to zero."""
-        W, mean, noise = _linear_model(Z, int(self.n_components), self.noise, self._device)
-        likelihood = module.likelihood
-        with torch.no_grad():
-            floor = likelihood.floor.to(torch.float64)
-            target = (noise if self.noise == "per_feature" else noise[:1]) - floor
-            target = target.clamp_min(1e-3 * floor)  # as the likelihood's own start does
-            likelihood.raw_noise.copy_(inverse_softplus(target).to(likelihood.raw_noise))
-            # The posterior of the model as stored (its noise may have met the floor).
-            noise = likelihood.noise.to(torch.float64).expand(Z.shape[1])
-        W, A, log_var = _diagonal_posterior(W, noise)
-        start_at_affine(module.decoder, W, mean)
-        weight = torch.cat([A, torch.zeros_like(A)])
-        if module.latent.mask_channel:
-            # The complete-data posterior applied to the zero-filled row (zero: the mean); the
-            # mask's columns start at zero, and training learns how holes should widen q.
-            weight = torch.cat([weight, torch.zeros_like(weight)], 1)
-        start_at_affine(module.encoder, weight, torch.cat([-A @ mean, log_var]))
-
-    def _add_rows(self, Z) -> bool:
-        """``partial_fit``: the neighbour term's graph is of the chunk being passed."""
-        if self._neighbors is not None:
-            self._neighbors = NeighborGraph(Z, int(self.n_neighbors))
-        return False
+        likelihood = LIKELIHOODS[self.likelihood]
+        nested = (self.init == "linear" and self.encoder is None and self.decoder is None
+                  and issubclass(likelihood, GaussianLikelihood) and dist.min_int(Z.shape[0]) >= 2)
+        return VAEFamily.from_data(
+            Z, n_components=self.n_components_, hidden_sizes=self.hidden_sizes,
+            activation=self.activation, likelihood=likelihood, noise=self.noise, nested=nested,
+            encoder=self.encoder, decoder=self.decoder, masked=masked, seed=self._new_seed(),
+            train_samples=(int(self.train_samples) if self.train_samples is not None
+                           else 20 if masked else 1),
+            neighbor_weight=self.neighbor_weight, n_neighbors=self.n_neighbors,
+            refine_steps=self.neighbor_refine_steps)
 
     @property
     def module_(self) -> VAEModule:
-        return self._model
-
-    def _batch_objective(self, z, rows, generator):
-        S, module, B = self._train_samples, self._model, z.shape[0]
-        neighbors = None if self._neighbors is None else self._neighbors.sample(rows, generator)
-        if neighbors is None:
-            mu, log_var = module.latent.encode(z)
-        else:  # the rows and one neighbour of each through the encoder at once
-            mu, log_var = module.latent.encode(torch.cat([z, neighbors]))
-            mu, mu_neighbor, log_var = mu[:B], mu[B:], log_var[:B]
-        if S == 1:
-            eps = torch.randn(B, self.n_components_, generator=generator, device=z.device,
-                              dtype=z.dtype)
-            bound = module.elbo_at(z, mu, log_var, eps)
-        else:
-            # The importance-weighted bound with S draws per row (IWAE; MIWAE with holes).
-            mask = ~torch.isnan(z) if module.latent.mask_channel else None  # no host sync
-            eps = torch.randn(S, B, self.n_components_, generator=generator, device=z.device,
-                              dtype=z.dtype)
-            log_w = importance_log_weights(
-                z, mu, torch.exp(log_var), eps,
-                lambda y, x: module.likelihood.log_prob(y, module.decoder(x), mask))
-            bound = torch.logsumexp(log_w, 0) - math.log(S)
-        if neighbors is None:
-            return bound, None
-        # The value stays the bound (history_, early stopping); the gradient is that of
-        # bound - neighbor_weight * L: the neighbour term moves the encoder means alone.
-        penalty = float(self.neighbor_weight) * neighbor_infonce(mu, mu_neighbor)
-        return bound - (penalty - penalty.detach()), None
-
-    @property
-    def _validation_method(self) -> str:
-        """Early stopping watches the objective being trained: the ELBO or the IW bound."""
-        return "elbo" if self._train_samples == 1 else "iwae"
-
-    @property
-    def _validation_samples(self) -> int:
-        return self._train_samples
-
-    def _posterior_params(self, Z):
-        mu, var = self._model.latent(Z)
-        if self._map is not None:
-            mu = self._map.refine(Z, mu, int(self.neighbor_refine_steps))
-        return mu, var
-
-    def _log_likelihood(self, z, x):
-        return self._model.likelihood.log_prob(z, self._model.decoder(x), observed_mask(z))
-
-    def _decode(self, X):
-        self._model.eval()
-        return self._model.likelihood.mean(self._model.decoder(X))
-
-    def _decoder_sample(self, X, generator):
-        self._model.eval()
-        return self._model.decoder(X)
-
-    def _likelihood_module(self):
-        return self._model.likelihood
-
-    def _eval_width(self) -> int:
-        return max([self.n_features_in_, *[int(h) for h in tuple(self.hidden_sizes)]])
+        return self._model.module
 
     def _widest(self) -> int:
         return max([1, *[int(h) for h in tuple(self.hidden_sizes)]])
-
-    #: At most this many training rows make the map that rows are refined against.
-    _MAP_ROWS = 10_000
-
-    def _finalize(self) -> None:
-        if self.neighbor_weight > 0 and self.neighbor_refine_steps > 0:
-            rows = self._rows
-            if rows.shape[0] > self._MAP_ROWS:
-                keep = torch.randperm(rows.shape[0], generator=self._generator,
-                                      device=rows.device)[:self._MAP_ROWS]
-                rows = rows[keep.sort().values]
-            self._model.eval()
-            with torch.no_grad():
-                means = torch.cat([self._model.latent(c)[0] for c in rows.split(4096)])
-            self._map = NeighborMap(rows, means, int(self.n_neighbors))
-        self.encoder_ = self._model.encoder
-        self.decoder_ = self._model.decoder
-        likelihood = self._model.likelihood
-        if isinstance(likelihood, GaussianLikelihood):
-            noise = self._to_numpy(likelihood.noise) * self._scale ** 2
-            self.noise_variance_ = float(noise[0]) if self.noise == "shared" else noise
 
     # ------------------------------------------------------------------ streaming
     def partial_fit(self, Y, y=None):
@@ -558,43 +397,3 @@ class VAE(GradientLatentModel):
         self
         """
         return self._partial_fit(Y, self._partial_fit_chunk)
-
-
-def _linear_model(Z, n_components: int, noise: str, device):
-    """(W (D, K), mean (D,), noise (D,)) in float64: the maximum-likelihood linear-Gaussian model
-    of the rows ``Z`` (:class:`lvm.PPCA` for ``noise="shared"``, :class:`lvm.FactorAnalysis` for
-    ``"per_feature"``), in the units of ``Z``. Under torch.distributed, of all ranks' rows."""
-    from .. import settings
-    from ..linear import PPCA, FactorAnalysis
-
-    cls = FactorAnalysis if noise == "per_feature" else PPCA
-    linear = cls(n_components, device=device, dtype="float64")
-    with warnings.catch_warnings(), settings.on_epoch(None):
-        # EM stopped by its budget still gives a linear model and its exact posterior to start
-        # from; the VAE's own training goes on from there.
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        linear.fit(Z.detach().to(torch.float64))
-    D = Z.shape[1]
-    as_tensor = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64),  # noqa: E731
-                                          device=Z.device)
-    return (as_tensor(linear.components_).T, as_tensor(linear.mean_),
-            as_tensor(linear.noise_variance_).expand(D).clone())
-
-
-def _diagonal_posterior(W, noise):
-    r"""Rotate W so that the exact posterior of y = W x + mu + e, e ~ N(0, diag(noise)), has a
-    diagonal covariance, and return (W R, A, log_var) with the posterior
-    N(A (y - mu), diag(exp(log_var))).
-
-    The model is invariant to x -> R^T x for orthogonal R (p(y) depends on W W^T only). With
-    W^T Psi^{-1} W = R diag(lambda) R^T, the rotated W' = W R has W'^T Psi^{-1} W' = diag(lambda),
-    so M = I + diag(lambda), the posterior covariance is M^{-1} = diag(1 / (1 + lambda)) and the
-    posterior mean is M^{-1} W'^T Psi^{-1} (y - mu). The components come in decreasing lambda.
-    (PPCA's W has orthogonal columns, so for it R only orders them.)
-    """
-    Wp = W / noise.unsqueeze(-1)
-    lam, R = torch.linalg.eigh(W.T @ Wp)
-    lam, R = lam.flip(0).clamp_min(0.0), R.flip(1)
-    W = W @ R
-    A = (W / noise.unsqueeze(-1)).T / (1.0 + lam).unsqueeze(-1)
-    return W, A, -torch.log1p(lam)

@@ -53,7 +53,7 @@ def test_linear_miwae_is_at_or_below_the_exact_observed_evidence_and_within_one_
 
 def test_the_training_objective_is_the_importance_weighted_bound_with_a_mask_channel(linear_pair):
     _, vae, test = linear_pair
-    assert vae._train_samples == 20  # MIWAE's default with missing entries
+    assert vae.family_.train_samples == 20  # MIWAE's default with missing entries
     assert vae.module_.latent.mask_channel
     assert vae.__sklearn_tags__().input_tags.allow_nan
 
@@ -64,7 +64,7 @@ def test_complete_data_train_on_the_elbo_without_a_mask_channel(ppca_holes):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         vae.fit(data.Y[:300])
-    assert vae._train_samples == 1 and not vae.module_.latent.mask_channel
+    assert vae.family_.train_samples == 1 and not vae.module_.latent.mask_channel
     # A model fitted to complete rows still scores partly observed rows (the observed entries).
     holes = _holes(data.Y[300:400], 0.3, seed=3)
     assert np.isfinite(vae.score_samples(holes)).all()

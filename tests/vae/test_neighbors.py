@@ -95,18 +95,18 @@ def test_the_term_changes_the_gradient_not_the_reported_bound(blobs):
     rows = torch.arange(64)
     values, grads = [], []
     for w in (0.0, 5.0, 10.0):
-        vae.neighbor_weight = w
+        vae.family_.neighbor_weight = w  # the fitted family's weight
         per_row, _ = vae._batch_objective(Z[rows], rows, torch.Generator().manual_seed(3))
-        vae._model.zero_grad()
+        vae.family_.zero_grad()
         per_row.sum().backward()
         values.append(per_row.detach())
-        grads.append(torch.cat([p.grad.flatten() for p in vae._model.encoder.parameters()]))
+        grads.append(torch.cat([p.grad.flatten() for p in vae.module_.encoder.parameters()]))
     torch.testing.assert_close(values[0], values[1], rtol=0, atol=0)
     torch.testing.assert_close(values[0], values[2], rtol=0, atol=0)
     # linear in the weight: g(10) - g(5) = g(5) - g(0), and not zero
     torch.testing.assert_close(grads[2] - grads[1], grads[1] - grads[0], rtol=1e-3, atol=1e-4)
     assert (grads[1] - grads[0]).abs().max() > 1e-3
-    assert lvm.VAE(2, neighbor_weight=0.0, **{**SMALL, "max_epochs": 1}).fit(Y)._neighbors is None
+    assert lvm.VAE(2, neighbor_weight=0.0, **{**SMALL, "max_epochs": 1}).fit(Y).family_.neighbors is None
 
 
 def test_the_term_makes_the_map_keep_neighbours(blobs):
@@ -126,7 +126,7 @@ def test_partial_fit_with_the_term(blobs):
     Y = blobs[0]
     vae = lvm.VAE(2, neighbor_weight=5.0, hidden_sizes=(16,), batch_size=64, random_state=0)
     vae.partial_fit(Y[:200]).partial_fit(Y[200:])
-    assert vae._neighbors.rows.shape[0] == 200  # the graph of the chunk being passed
+    assert vae.family_.neighbors.rows.shape[0] == 200  # the graph of the chunk being passed
     assert np.isfinite(vae.score(Y))
 
 
@@ -195,7 +195,7 @@ def test_vae_refines_every_rows_mean_against_its_training_map(blobs):
     kw = dict(neighbor_weight=20.0, **SMALL)
     plain = lvm.VAE(2, **kw).fit(Y[:300])
     refined = lvm.VAE(2, neighbor_refine_steps=30, **kw).fit(Y[:300])
-    assert plain._map is None and refined._map is not None
+    assert plain.family_.map is None and refined.family_.map is not None
     # the same training; only q's mean differs after it
     np.testing.assert_array_equal(plain.history_[-1]["train"], refined.history_[-1]["train"])
     X0, X1 = plain.transform(Y[300:]), refined.transform(Y[300:])

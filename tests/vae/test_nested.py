@@ -151,21 +151,24 @@ def test_training_never_keeps_weights_worse_than_the_start(ppca_3000x20, monkeyp
 
 
 def test_budget_and_patience_scale_with_the_data():
-    vae = lvm.VAE()
+    vae = lvm.VAE(validation_fraction=0.0)
     # Patience: the epochs of 2,000 steps, at least 10 and at most 80 (a few hundred rows
     # stop on the plateau in data passes; USPS's 6,562 training rows keep 39 epochs).
     for n_rows, budget, patience in [(270, 16667, 80), (1350, 4546, 80), (3200, 2000, 80),
                                      (3328, 1924, 77), (6562, 962, 39),
                                      (270_000, 100, 10)]:
-        vae._n_train_rows = n_rows  # what fit sets from the training rows
-        plan = vae._plan()
+        plan = vae._plan(torch.empty(n_rows, 1))  # the training rows (no split)
         steps = -(-n_rows // 128)
         print(f"{n_rows} training rows: {steps} steps per epoch, at most {plan.max_epochs} "
               f"epochs ({plan.max_epochs * steps} steps), patience {plan.patience} epochs "
               f"({plan.patience * steps} steps)")
         assert (plan.max_epochs, plan.patience) == (budget, patience)
     vae.set_params(max_epochs=7, patience=2)
-    assert (vae._plan().max_epochs, vae._plan().patience) == (7, 2)
+    plan = vae._plan(torch.empty(100, 1))
+    assert (plan.max_epochs, plan.patience) == (7, 2)
+    # the plan counts the training rows: 300 rows less the default 10% split are 270
+    plan = lvm.VAE()._plan(torch.empty(300, 1))
+    assert (plan.max_epochs, plan.patience) == (16667, 80)
 
 
 def test_a_budget_that_runs_out_warns_what_to_raise(digits_split):

@@ -1,0 +1,1 @@
+"""Families defined outside lvm, against its abstract base only (lvm._family)."""
