@@ -174,7 +174,7 @@ class VAE(FamilyEstimator):
         With ``neighbor_weight > 0``: after fitting, q(x | y) of any row (training or new) has
         the encoder's variance and the encoder's mean refined by this many Adam steps of the
         neighbour term against the fitted map of the training rows (at most 10,000 of them; the
-        row's k nearest as positives, 512 of them drawn anew each step as negatives;
+        row's k nearest as positives, 64 of them drawn anew each step as negatives;
         :class:`lvm.latents.neighbors.NeighborMap`, as UMAP's ``transform`` places new points).
         ``transform``, ``score_samples`` and every estimate use this one q, a valid proposal like
         any other: the evidence stays a bound (or estimate) of the same decoder's model.
