@@ -12,7 +12,7 @@ exact posterior mean and the inverse diagonal of the posterior precision P = I +
 import torch
 from torch import nn
 
-from lvm._family import Family, FamilyEstimator, TrainingPlan
+from lvm import Family, FamilyEstimator, TrainingPlan
 from lvm._validation import positive_int, positive_real
 from lvm.latents import PointLatent, kl_standard
 from lvm.likelihoods import GaussianLikelihood
