@@ -378,3 +378,18 @@ def test_held_out_evidence_over_seeds(digits_split):
     print(f"\nheld-out log p(y) over 5 seeds: lvm.VAE {np.mean(ours):.2f} +- {np.std(ours):.2f}, "
           f"hand loop {np.mean(hand):.2f} +- {np.std(hand):.2f}")
     assert np.mean(ours) >= np.mean(hand) - 2 * np.std(hand) / np.sqrt(5)
+
+
+def test_default_width_rows_are_independent_in_float32():
+    """Issue 20: a row's transform and score_samples do not depend on the batch it comes in,
+    for the default network (256, 256) in float32 too: scikit-learn's subset and sample-order
+    invariance checks (to 1e-7 relative) on the default VAE, two seeds."""
+    from sklearn.utils.estimator_checks import (check_methods_sample_order_invariance,
+                                                check_methods_subset_invariance)
+
+    for seed in (0, 1):
+        est = lvm.VAE(n_components=1, max_epochs=5, device="cpu", random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the 5-epoch budget's ConvergenceWarning
+            check_methods_subset_invariance("VAE", est)
+            check_methods_sample_order_invariance("VAE", est)
