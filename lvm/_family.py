@@ -152,7 +152,7 @@ class Family(nn.Module, abc.ABC):
 
 
 class FamilyEstimator(GradientLatentModel, metaclass=abc.ABCMeta):
-    """Base of the estimators whose math is a :class:`Family` (not public).
+    """Base of the estimators whose math is a :class:`Family` (``lvm.FamilyEstimator``).
 
     A subclass gives its docstring, ``_parameter_constraints``, ``__init__`` (which only stores
     its arguments) and two methods, :meth:`_plan` and :meth:`_make_family`; every hook of
