@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import copy
 import math
 import numbers
 import warnings
 
 import torch
 from sklearn.utils.validation import check_is_fitted
-from torch import nn
 
 from .. import _distributed as dist
 from .._gradient import GradientLatentModel, TrainingPlan
-from .._stats import GaussianStats
 from .._validation import Interval, StrOptions, check_positive_int, positive_int, positive_real, \
     unit_interval
 from ..evidence import EvidenceEstimate, chunked
 from ..evidence.draws import row_keyed_normal
 from .bound import draw_times, low_discrepancy_times
 from .denoiser import ACTIVATIONS, ResidualDenoiser
-from .gaussian import OptimalGaussianDenoiser
+from .family import AveragedDiffusion, gaussian_path
 from .model import VariationalDiffusion
 from .ode import DIVERGENCES, EXACT_DIVERGENCE_MAX_DIM, flow_decode, flow_encode, flow_log_prob
 from .sampler import ancestral_sample
@@ -36,36 +33,6 @@ _SOLVER_DEFAULTS = {"rk4": {"n_steps": 100}, "dopri5": {"rtol": 1e-5, "atol": 1e
 #: The former name of :class:`lvm.evidence.EvidenceEstimate`, the one result of every
 #: ``log_evidence`` (kept for existing code).
 DiffusionEvidence = EvidenceEstimate
-
-
-class AveragedDiffusion(nn.Module):
-    """A :class:`~.model.VariationalDiffusion` in training (``live``) and an exponential moving
-    average of its parameters (``average``, without gradients), the model that is evaluated, as in
-    VDM.
-
-    :meth:`update`, after optimizer step k, moves the average toward the live weights by
-    1 - d_k with the warm-up d_k = min(decay, (1 + k) / (10 + k)), so that a short run is not
-    dominated by the initial weights. ``decay=0`` keeps the last iterate.
-    """
-
-    def __init__(self, model: nn.Module, decay: float):
-        super().__init__()
-        self.live = model
-        self.average = copy.deepcopy(model).requires_grad_(False)
-        self.decay = float(decay)
-        self.n_updates = 0
-
-    @torch.no_grad()
-    def update(self) -> None:
-        self.n_updates += 1
-        k = self.n_updates
-        weight = 1.0 - min(self.decay, (1.0 + k) / (10.0 + k))
-        for a, p in zip(self.average.parameters(), self.live.parameters()):
-            a.lerp_(p, weight)
-
-    def forward(self, *args, **kwargs):
-        """The live model's bound (training)."""
-        return self.live(*args, **kwargs)
 
 
 class DiffusionModel(GradientLatentModel):
@@ -170,7 +137,7 @@ class DiffusionModel(GradientLatentModel):
         In epochs; the bound is a noisy objective that keeps rising slowly.
     ema_decay : float in [0, 1), default=0.999
         Decay of the moving average of the weights that is evaluated (with a warm-up, see
-        :class:`AveragedDiffusion`); 0 evaluates the last iterate.
+        :class:`~lvm.diffusion.family.AveragedDiffusion`); 0 evaluates the last iterate.
     tol : float or None, default=None
         Without validation, stop when the training bound per point improved by less than ``tol``
         (relative) over 5 epochs. None runs all epochs.
@@ -354,7 +321,7 @@ class DiffusionModel(GradientLatentModel):
         lo, hi = float(self.gamma_min), float(self.gamma_max)
         extra = {"generator": gen} if self.schedule == "monotone" else {}
         schedule = make_schedule(self.schedule, gamma_min=lo, gamma_max=hi, **extra)
-        gaussian = self._gaussian_path(Z)
+        gaussian = gaussian_path(Z)
         denoiser = ResidualDenoiser(Z.shape[1], width=int(self.width), depth=int(self.depth),
                                     activation=self.activation, gamma_range=(lo, hi),
                                     generator=gen,
@@ -363,19 +330,6 @@ class DiffusionModel(GradientLatentModel):
             device=self._device, dtype=self._dtype)
         dist.broadcast_module(module)  # every rank starts from rank 0's weights
         return AveragedDiffusion(module, self.ema_decay)
-
-    @staticmethod
-    def _gaussian_path(Z):
-        """The optimal denoiser of N(mean, covariance) of the rows ``Z`` of every rank (on the
-        CPU, float64; eigenvalues floored at 1e-6 of their mean), or None when there are no
-        more rows than features."""
-        stats = GaussianStats.of(Z.detach())
-        if dist.is_distributed():
-            stats = stats.all_reduce()
-        if stats.n <= Z.shape[1]:
-            return None
-        return OptimalGaussianDenoiser(stats.mean.cpu(), stats.covariance.cpu(),
-                                       eigenvalue_floor=1e-6)
 
     def _global_parameters(self):
         return list(self._model.live.parameters())
