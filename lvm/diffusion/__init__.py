@@ -11,10 +11,13 @@ becomes tight in continuous time.
 - :mod:`.model`: schedule and denoiser in one module whose forward pass is that bound;
 - :mod:`.ode`, :mod:`.solvers`: the probability-flow likelihood and encoding (``SOLVERS``);
 - :mod:`.sampler`: ancestral sampling;
-- :mod:`.gaussian`: closed forms for Gaussian data, the references the tests check against.
+- :mod:`.gaussian`: closed forms for Gaussian data, the references the tests check against;
+- :mod:`.family`: all of it as one :class:`lvm._family.Family` (training bound, moving average,
+  flow, sampler), built once per fit.
 
-The estimator on top, :class:`DiffusionModel` (:mod:`.estimator`), is the family on lvm's shared
-layer; everything below it takes its randomness from a :class:`torch.Generator` or as arguments.
+The estimator on top, :class:`DiffusionModel` (:mod:`.estimator`), is that family on lvm's shared
+family base (:mod:`lvm._family`); everything below it takes its randomness from a
+:class:`torch.Generator` or as arguments.
 """
 
 from .bound import VLBTerms, draw_times, low_discrepancy_times, vlb, vlb_terms

@@ -1,36 +1,25 @@
-"""The variational diffusion model as an lvm estimator: its bound on the gradient layer."""
+"""The variational diffusion model as an lvm estimator: its family on the gradient layer."""
 
 from __future__ import annotations
 
-import copy
-import math
 import numbers
 import warnings
 
 import torch
 from sklearn.utils.validation import check_is_fitted
-from torch import nn
 
-from .. import _distributed as dist
-from .._gradient import GradientLatentModel, TrainingPlan
-from .._stats import GaussianStats
+from .._family import FamilyEstimator, TrainingPlan
 from .._validation import Interval, StrOptions, check_positive_int, positive_int, positive_real, \
     unit_interval
-from ..evidence import EvidenceEstimate, chunked
-from ..evidence.draws import row_keyed_normal
-from .bound import draw_times, low_discrepancy_times
-from .denoiser import ACTIVATIONS, ResidualDenoiser
-from .gaussian import OptimalGaussianDenoiser
+from ..evidence import EvidenceEstimate
+from .denoiser import ACTIVATIONS
+from .family import AveragedDiffusion, DiffusionFamily
 from .model import VariationalDiffusion
-from .ode import DIVERGENCES, EXACT_DIVERGENCE_MAX_DIM, flow_decode, flow_encode, flow_log_prob
-from .sampler import ancestral_sample
-from .schedule import SCHEDULES, make_schedule
+from .ode import DIVERGENCES
+from .schedule import SCHEDULES
 from .solvers import SOLVERS
 
 __all__ = ["DiffusionModel", "DiffusionEvidence", "AveragedDiffusion"]
-
-#: The solvers' settings when ``solver_options`` is None.
-_SOLVER_DEFAULTS = {"rk4": {"n_steps": 100}, "dopri5": {"rtol": 1e-5, "atol": 1e-5}}
 
 
 #: The former name of :class:`lvm.evidence.EvidenceEstimate`, the one result of every
@@ -38,37 +27,7 @@ _SOLVER_DEFAULTS = {"rk4": {"n_steps": 100}, "dopri5": {"rtol": 1e-5, "atol": 1e
 DiffusionEvidence = EvidenceEstimate
 
 
-class AveragedDiffusion(nn.Module):
-    """A :class:`~.model.VariationalDiffusion` in training (``live``) and an exponential moving
-    average of its parameters (``average``, without gradients), the model that is evaluated, as in
-    VDM.
-
-    :meth:`update`, after optimizer step k, moves the average toward the live weights by
-    1 - d_k with the warm-up d_k = min(decay, (1 + k) / (10 + k)), so that a short run is not
-    dominated by the initial weights. ``decay=0`` keeps the last iterate.
-    """
-
-    def __init__(self, model: nn.Module, decay: float):
-        super().__init__()
-        self.live = model
-        self.average = copy.deepcopy(model).requires_grad_(False)
-        self.decay = float(decay)
-        self.n_updates = 0
-
-    @torch.no_grad()
-    def update(self) -> None:
-        self.n_updates += 1
-        k = self.n_updates
-        weight = 1.0 - min(self.decay, (1.0 + k) / (10.0 + k))
-        for a, p in zip(self.average.parameters(), self.live.parameters()):
-            a.lerp_(p, weight)
-
-    def forward(self, *args, **kwargs):
-        """The live model's bound (training)."""
-        return self.live(*args, **kwargs)
-
-
-class DiffusionModel(GradientLatentModel):
+class DiffusionModel(FamilyEstimator):
     r"""Variational diffusion model (Kingma, Salimans, Poole & Ho, 2021) trained by its bound.
 
     A latent-variable model with a continuum of latents :math:`z_t`, :math:`t \in [0, 1]`, each of
@@ -170,7 +129,7 @@ class DiffusionModel(GradientLatentModel):
         In epochs; the bound is a noisy objective that keeps rising slowly.
     ema_decay : float in [0, 1), default=0.999
         Decay of the moving average of the weights that is evaluated (with a warm-up, see
-        :class:`AveragedDiffusion`); 0 evaluates the last iterate.
+        :class:`~lvm.diffusion.family.AveragedDiffusion`); 0 evaluates the last iterate.
     tol : float or None, default=None
         Without validation, stop when the training bound per point improved by less than ``tol``
         (relative) over 5 epochs. None runs all epochs.
@@ -263,10 +222,9 @@ class DiffusionModel(GradientLatentModel):
     has_embedding = False  # latents z_t have the data's dimension
     evidence_kind = "lower bound"
     train_evidence_kind = "lower bound"
-    _validation_samples = 4
 
     _parameter_constraints: dict = {
-        **GradientLatentModel._parameter_constraints,
+        **FamilyEstimator._parameter_constraints,
         "schedule": [StrOptions(set(SCHEDULES))],
         "gamma_min": [Interval(numbers.Real, None, None, closed="neither")],
         "gamma_max": [Interval(numbers.Real, None, None, closed="neither")],
@@ -341,105 +299,46 @@ class DiffusionModel(GradientLatentModel):
     def _latent_dim(self, Z) -> int:
         return int(Z.shape[1])
 
-    def _plan(self) -> TrainingPlan:
+    def _plan(self, Z) -> TrainingPlan:
         return TrainingPlan(mode="minibatch", optimizer="adam", learning_rate=self.learning_rate,
                             max_epochs=int(self.max_epochs), tol=self.tol,
                             batch_size=int(self.batch_size),
                             validation_fraction=self.validation_fraction,
                             patience=int(self.patience))
 
-    def _build(self, Z: torch.Tensor) -> AveragedDiffusion:
+    def _make_family(self, Z: torch.Tensor) -> DiffusionFamily:
         """Schedule and denoiser, initialized from ``random_state`` alone (on the CPU)."""
-        gen = torch.Generator().manual_seed(self._new_seed())
-        lo, hi = float(self.gamma_min), float(self.gamma_max)
-        extra = {"generator": gen} if self.schedule == "monotone" else {}
-        schedule = make_schedule(self.schedule, gamma_min=lo, gamma_max=hi, **extra)
-        gaussian = self._gaussian_path(Z)
-        denoiser = ResidualDenoiser(Z.shape[1], width=int(self.width), depth=int(self.depth),
-                                    activation=self.activation, gamma_range=(lo, hi),
-                                    generator=gen,
-                                    base=gaussian if self.init == "gaussian" else None)
-        module = VariationalDiffusion(schedule, denoiser, reference=gaussian).to(
-            device=self._device, dtype=self._dtype)
-        dist.broadcast_module(module)  # every rank starts from rank 0's weights
-        return AveragedDiffusion(module, self.ema_decay)
-
-    @staticmethod
-    def _gaussian_path(Z):
-        """The optimal denoiser of N(mean, covariance) of the rows ``Z`` of every rank (on the
-        CPU, float64; eigenvalues floored at 1e-6 of their mean), or None when there are no
-        more rows than features."""
-        stats = GaussianStats.of(Z.detach())
-        if dist.is_distributed():
-            stats = stats.all_reduce()
-        if stats.n <= Z.shape[1]:
-            return None
-        return OptimalGaussianDenoiser(stats.mean.cpu(), stats.covariance.cpu(),
-                                       eigenvalue_floor=1e-6)
-
-    def _global_parameters(self):
-        return list(self._model.live.parameters())
-
-    def _after_step(self) -> None:
-        self._model.update()
+        return DiffusionFamily.from_data(
+            Z, schedule=self.schedule, gamma_min=self.gamma_min, gamma_max=self.gamma_max,
+            width=self.width, depth=self.depth, activation=self.activation, init=self.init,
+            seed=self._new_seed(), ema_decay=self.ema_decay, solver=self.solver,
+            solver_options=self.solver_options, sampling_steps=self.sampling_steps)
 
     @property
     def module_(self) -> VariationalDiffusion:
-        return self._model.average
+        return self._model.module
 
     @property
     def n_parameters_(self) -> int:
         """Parameters of the schedule and the denoiser (the average is not counted twice), and
         the mean and covariance of the Gaussian path (``init="gaussian"``), fitted to the data."""
         check_is_fitted(self)
-        count = sum(p.numel() for p in self._model.average.parameters())
-        if self._model.average.denoiser.base is not None:
-            D = self.n_features_in_
-            count += D + D * (D + 1) // 2
-        return int(count)
-
-    def _batch_objective(self, z, rows, generator):
-        t = draw_times(z.shape[0], generator=generator, dtype=z.dtype, device=z.device)
-        eps = torch.randn(z.shape, generator=generator, dtype=z.dtype, device=z.device)
-        return self._model(z, t, eps, control_variate=True), None
-
-    def _finalize(self) -> None:
-        schedule = self._model.average.schedule
-        self.gamma_0_ = float(schedule.gamma_0.detach())
-        self.gamma_1_ = float(schedule.gamma_1.detach())
-        self.decoder_variance_ = math.exp(self.gamma_0_) * self._scale ** 2
-
-    def _eval_width(self) -> int:
-        return max(int(self.width), self.n_features_in_)
+        return self._model.n_parameters()
 
     def _widest(self) -> int:
         return int(self.width)
 
-    # ------------------------------------------------------------------ the bound
-    def _vlb(self, Z, n_draws: int, seed: int, n_steps=None):
-        """Mean over ``n_draws`` row-keyed (t, eps) of the bound per row, and its standard error."""
-        self._model.eval()
-        D = Z.shape[1]
+    def _sample(self, n, generator):
+        return self._model.sample(n, self.n_features_in_, generator)
 
-        def chunk(z):
-            u = torch.special.ndtr(row_keyed_normal(z, 1, 1, seed)[0, :, 0])
-            t = low_discrepancy_times(u, n_draws)
-            eps = row_keyed_normal(z, n_draws, D, seed + 1).transpose(0, 1)
-            values = self._model.average(z, t, eps, n_steps=n_steps, control_variate=True)
-            return values.mean(1), (values.std(1) / math.sqrt(n_draws) if n_draws > 1
-                                    else torch.full_like(values[:, 0], math.nan))
-
-        empty = Z.new_zeros(0)
-        with torch.no_grad():
-            return chunked(chunk, Z, n_draws * self._eval_width(), empty=(empty, empty))
-
+    # ------------------------------------------------------------------ the evidence
     def _estimate(self, Z, method: str, n_samples: int, seed: int, with_ess: bool = False):
         """The bound with ``n_samples`` draws per row (``method="elbo"``, the only one here;
         the draws are equally weighted, so there is no effective sample size)."""
         if method != "elbo":
             raise ValueError(f"DiffusionModel estimates its evidence by its bound ('elbo'); "
                              f"got method={method!r}.")
-        value, se = self._vlb(Z, n_samples, seed)
+        value, se = self._model.bound(Z, n_samples, seed)
         return EvidenceEstimate(value, se, None, "bound", "bound")
 
     #: The evidence methods: the bound (``"vlb"`` is its former name) and the flow's likelihood.
@@ -453,7 +352,7 @@ class DiffusionModel(GradientLatentModel):
         S = int(self.n_eval_draws) if n_samples is None else n_samples
         if n_steps is not None:
             check_positive_int(n_steps, "n_steps")
-        value, se = self._vlb(Z, S, self._eval_seed_for(random_state), n_steps=n_steps)
+        value, se = self._model.bound(Z, S, self._eval_seed_for(random_state), n_steps=n_steps)
         return EvidenceEstimate(value, se, None, "bound", method)
 
     def _flow_evidence(self, Z, method, n_samples, random_state, *, divergence="auto",
@@ -463,69 +362,8 @@ class DiffusionModel(GradientLatentModel):
             raise ValueError(f"Unknown divergence {divergence!r}; choose one of "
                              f"{['auto', *sorted(DIVERGENCES)]}.")
         P = check_positive_int(n_probes, "n_probes")
-        value, se = self._flow_log_prob(Z, self._eval_seed_for(random_state), divergence, P)
+        value, se = self._model.flow_log_prob(Z, self._eval_seed_for(random_state), divergence, P)
         return EvidenceEstimate(value, se, None, "estimate", method)
-
-    # ------------------------------------------------------------------ the flow
-    def _solver_options(self) -> dict:
-        return dict(_SOLVER_DEFAULTS[self.solver] if self.solver_options is None
-                    else self.solver_options)
-
-    def _flow_chunks(self, Z, fn, per_row: int):
-        self._model.eval()
-        return chunked(fn, Z, per_row, empty=Z.new_zeros((0,) + tuple(Z.shape[1:])))
-
-    def _posterior(self, Z):
-        m = self._model.average
-        options = self._solver_options()
-        z1 = self._flow_chunks(Z, lambda z: flow_encode(z, m.schedule, m.denoiser,
-                                                        method=self.solver, options=options),
-                               self._eval_width())
-        return z1, torch.zeros_like(z1)
-
-    def _decode(self, X):
-        m = self._model.average
-        options = self._solver_options()
-        return self._flow_chunks(X, lambda x: flow_decode(x, m.schedule, m.denoiser,
-                                                          method=self.solver, options=options),
-                                 self._eval_width())
-
-    def _flow_log_prob(self, Z, seed, divergence, n_probes):
-        """log p_flow(z) per row and its standard error (zero for the exact divergence)."""
-        m = self._model.average
-        options = self._solver_options()
-        n, D = Z.shape
-        if divergence == "auto":
-            divergence = "exact" if D <= EXACT_DIVERGENCE_MAX_DIM else "hutchinson"
-        if divergence == "exact":
-            value = self._flow_chunks(
-                Z, lambda z: flow_log_prob(z, m.schedule, m.denoiser, method=self.solver,
-                                           options=options, divergence="exact"),
-                D * self._eval_width())
-            return value, torch.zeros_like(value)
-        P = int(n_probes)
-
-        def one_chunk(z):
-            # Rademacher probes keyed by row: the sign of row-keyed normals. Each probe runs as
-            # its own copy of the row, so the spread over probes gives the standard error.
-            probes = torch.sign(row_keyed_normal(z, P, D, seed))
-            values = flow_log_prob(z.repeat(P, 1), m.schedule, m.denoiser, method=self.solver,
-                                   options=options, divergence="hutchinson",
-                                   probes=probes.reshape(1, P * z.shape[0], D))
-            values = values.reshape(P, z.shape[0])
-            se = (values.std(0) / math.sqrt(P) if P > 1
-                  else torch.full_like(values[0], math.nan))
-            return torch.stack([values.mean(0), se], dim=1)
-
-        both = self._flow_chunks(Z, one_chunk, P * self._eval_width())
-        return both[:, 0], both[:, 1]
-
-    def _sample(self, n, generator):
-        m = self._model.average
-        m.eval()
-        return ancestral_sample(m.schedule, m.denoiser, n, self.n_features_in_,
-                                generator=generator, n_steps=int(self.sampling_steps),
-                                decode="sample")
 
     # ------------------------------------------------------------------ streaming
     def partial_fit(self, Y, y=None):

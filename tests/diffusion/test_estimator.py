@@ -12,6 +12,7 @@ from sklearn.model_selection import train_test_split
 
 import lvm
 from lvm.diffusion import DiffusionEvidence, VariationalDiffusion
+from lvm.diffusion.family import DiffusionFamily
 from tests.distributed_utils import run_ranks
 
 #: Tiny settings: the code paths in milliseconds, numbers that mean little.
@@ -40,6 +41,16 @@ def test_fitted_attributes_and_labels(fitted, data):
     assert fitted.decoder_variance_ == pytest.approx(math.exp(fitted.gamma_0_) * fitted.scale_ ** 2)
     assert len(fitted.history_) == fitted.n_epochs_ and fitted.best_epoch_ is not None
     assert fitted.n_parameters_ == sum(p.numel() for p in fitted.module_.parameters())
+
+
+def test_the_fit_is_one_diffusion_family(fitted):
+    family = fitted.family_
+    assert isinstance(family, DiffusionFamily) and fitted.module_ is family.averaged.average
+    live = list(family.averaged.live.parameters())
+    assert [id(p) for p in family.global_parameters()] == [id(p) for p in live]
+    assert not any(p.requires_grad for p in fitted.module_.parameters())  # the average
+    assert any(not torch.equal(a, p) for a, p in zip(fitted.module_.parameters(), live))
+    assert family.validation_samples == 4 and family.likelihood is None
 
 
 def test_score_samples_is_the_bound_with_row_keyed_draws(fitted, data):
