@@ -48,9 +48,14 @@ conditional on the totals). With ``hidden_sizes=()`` the VAE is probabilistic GL
 estimated. A count likelihood refuses data that are not non-negative integers, and
 :func:`lvm.compare` fits it to the integers themselves (never dequantized or standardized); its
 ``of`` column says which number each row is. The collapsed bound of the Bayesian GPLVM is for the
-Gaussian only: use ``inference="svi"``. Not done yet: a per-row offset (size factors, the log of
-the library size) for the Poisson and negative binomial, and a start of the count decoders from a
-GLM-PCA fit of the data (they start at the data's mean rate, with random weights).
+Gaussian only: use ``inference="svi"``. The VAE's count decoders start from GLM-PCA's start
+(``init="linear"``, complete data): PCA of the counts on the link scale, log(y + 1/2) or
+logit((y + 1/2) / (n + 1)), as the affine path of both networks, whose ELBO at step 0 is well
+above a random start's (-191 against -253 nats per row for binomial(16) on the digits); held
+out after training, +0.11 +- 0.07 (Poisson) and +0.10 +- 0.09 (negative binomial) nats per row
+against the random start on 600 x 50 synthetic counts, -0.31 +- 0.91 on the digits. Not done
+yet: a per-row offset (size factors, the log of the library size) for the Poisson and negative
+binomial.
 """
 
 # %%

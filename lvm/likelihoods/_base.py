@@ -492,6 +492,22 @@ class CountLikelihood(Likelihood):
         """
         check_counts(cls, Y, mask)
 
+    def link_transform(self, y: torch.Tensor) -> torch.Tensor:
+        """The counts on the scale of the decoder output f: ``inverse_mean(y + 1/2)`` (log(y +
+        1/2) for a log link), finite at y = 0. Its PCA starts a count model (GLM-PCA's start).
+
+        Parameters
+        ----------
+        y : torch.Tensor
+            Counts.
+
+        Returns
+        -------
+        torch.Tensor
+            f-scale values, of the shape of ``y``.
+        """
+        return self.inverse_mean(y + 0.5)
+
     def _log_prob_derivatives(self, y, f):  # pragma: no cover - abstract
         raise NotImplementedError
 

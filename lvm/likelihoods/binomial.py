@@ -157,6 +157,21 @@ class BinomialLikelihood(CountLikelihood):
         p = mean / self.trials.to(mean).clamp_min(1.0)
         return torch.logit(p.clamp(1e-3, 1 - 1e-3))
 
+    def link_transform(self, y):
+        """Return logit((y + 1/2) / (n + 1)), the counts on the logit scale, finite at 0 and n.
+
+        Parameters
+        ----------
+        y : torch.Tensor of shape (..., D)
+            Rows of counts (whole rows when n is the row's total).
+
+        Returns
+        -------
+        torch.Tensor
+            The logits, of the shape of ``y``.
+        """
+        return torch.logit((y + 0.5) / (self._n(y) + 1.0))
+
     def sample(self, f, generator=None):
         """Draw y ~ Binomial(n, sigmoid(f)).
 

@@ -11,8 +11,8 @@ from .._family import FamilyEstimator, TrainingPlan
 from .._gradient import n_validation_rows
 from .._validation import Interval, StrOptions, positive_int, positive_real, unit_interval
 from ..evidence import EvidenceEstimate
-from ..likelihoods import LIKELIHOODS, GaussianLikelihood
-from .model import VAEFamily
+from ..likelihoods import LIKELIHOODS
+from .model import VAEFamily, has_nested_start
 from .networks import ACTIVATIONS, VAEModule
 
 __all__ = ["VAE", "EvidenceEstimate"]
@@ -98,9 +98,9 @@ class VAE(FamilyEstimator):
         rotated so that the posterior covariance is diagonal), and the last layers of g, h and k at
         zero: at step 0 the model *is* the linear model, its ELBO equals the linear model's exact
         evidence, and the networks grow from there. With ``hidden_sizes=()`` the networks are the
-        affine maps alone. It applies to the Gaussian likelihood with lvm's own networks; with
-        another likelihood (no closed-form linear model) or a custom ``encoder`` or ``decoder``
-        (used as given, never wrapped) both networks start as with ``"random"``.
+        affine maps alone. A count likelihood starts at PCA of its link-transformed counts
+        (GLM-PCA's start, ``lvm.vae.model.start_at_glm_pca``; complete data); a custom network
+        (used as given, never wrapped) or another likelihood starts as with ``"random"``.
         ``"random"``: plain MLPs from ``random_state``, the decoder's output bias at the data mean
         and the noise at the data's variance.
     encoder : torch.nn.Module, default=None
@@ -360,7 +360,7 @@ class VAE(FamilyEstimator):
         masked = self._any_missing(Z)
         likelihood = LIKELIHOODS[self.likelihood]
         nested = (self.init == "linear" and self.encoder is None and self.decoder is None
-                  and issubclass(likelihood, GaussianLikelihood) and dist.min_int(Z.shape[0]) >= 2)
+                  and dist.min_int(Z.shape[0]) >= 2 and has_nested_start(likelihood, masked))
         return VAEFamily.from_data(
             Z, n_components=self.n_components_, hidden_sizes=self.hidden_sizes,
             activation=self.activation, likelihood=likelihood, noise=self.noise, nested=nested,

@@ -39,7 +39,7 @@ from ..likelihoods import GaussianLikelihood
 from ..likelihoods._base import inverse_softplus, observed_mask
 from .networks import VAEModule, build_decoder, build_encoder, start_at_affine
 
-__all__ = ["VAEFamily", "linear_model", "diagonal_posterior"]
+__all__ = ["VAEFamily", "linear_model", "diagonal_posterior", "has_nested_start", "start_at_glm_pca"]
 
 
 class VAEFamily(Family):
@@ -119,8 +119,10 @@ class VAEFamily(Family):
         module = VAEModule(latent, dec, lik, K).to(device=Z.device, dtype=Z.dtype)
         weight = float(options.get("neighbor_weight", 0.0))
         graph = NeighborGraph(Z, int(options.get("n_neighbors", 15))) if weight > 0 else None
-        if nested:
+        if nested and lik.location_scale:
             start_at_linear_model(module, Z, K, noise)
+        elif nested:
+            start_at_glm_pca(module, Z, K)
         return cls(module, widths=hidden, graph=graph, shared_noise=noise == "shared", **options)
 
     # ------------------------------------------------------------------ the contract
@@ -223,6 +225,37 @@ def start_at_linear_model(module: VAEModule, Z, n_components: int, noise: str) -
         # mask's columns start at zero, and training learns how holes should widen q.
         weight = torch.cat([weight, torch.zeros_like(weight)], 1)
     start_at_affine(module.encoder, weight, torch.cat([-A @ mean, log_var]))
+
+
+def has_nested_start(likelihood: type, masked: bool) -> bool:
+    """Whether a likelihood class has a nested start: the Gaussian (the linear-Gaussian model's
+    optimum, missing values too) or a count likelihood on complete data (GLM-PCA's start)."""
+    return (issubclass(likelihood, GaussianLikelihood)
+            or hasattr(likelihood, "link_transform") and not masked)
+
+
+def start_at_glm_pca(module: VAEModule, Z, n_components: int) -> None:
+    r"""The nested start of a count likelihood (GLM-PCA's start): PPCA of the counts on the scale
+    of the decoder output, :math:`T = \text{link}(z)` (``likelihood.link_transform``: log(z +
+    1/2) for a log link, logit((z + 1/2) / (n + 1)) for the binomial), gives the decoder's affine
+    path f(x) = W x + mu; the encoder's affine path is the least-squares linear map from its
+    input to that PPCA's posterior means A (T - mu), with its posterior variances, and both
+    networks' residuals start at zero. There is no closed-form evidence to start at; training
+    goes on from this model, and early stopping keeps it if training never betters it."""
+    T = module.likelihood.link_transform(Z.detach().to(torch.float64))
+    W, mean, variance = linear_model(T, n_components, "shared", Z.device)
+    W, A, log_var = diagonal_posterior(W, variance)
+    start_at_affine(module.decoder, W, mean)
+    latent = module.latent
+    v = Z.detach().to(torch.float64)
+    if latent.input_loc is not None:
+        v = (v - latent.input_loc.to(v)) / latent.input_scale.to(v)
+    X = torch.cat([v, torch.ones_like(v[:, :1])], 1)  # [input, 1] -> the posterior means
+    gram = X.T @ X
+    ridge = 1e-8 * gram.diagonal().mean() * torch.eye(X.shape[1], dtype=X.dtype, device=X.device)
+    beta = torch.linalg.solve(gram + ridge, X.T @ ((T - mean) @ A.T))  # (D + 1, K)
+    weight = torch.cat([beta[:-1].T, torch.zeros_like(beta[:-1].T)])
+    start_at_affine(module.encoder, weight, torch.cat([beta[-1], log_var]))
 
 
 def linear_model(Z, n_components: int, noise: str, device):
