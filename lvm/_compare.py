@@ -65,6 +65,8 @@ class ComparisonTable(list):
     train_index = test_index = None
     #: The training rows exactly as the models were fitted on them (dequantized, standardized).
     train_data = None
+    #: The training rows as a count likelihood was fitted on them (the integers themselves).
+    train_counts = None
 
     def preprocess(self, Y) -> np.ndarray:
         """Apply the table's preprocessing (the one every model was fitted on) to new data."""
@@ -267,6 +269,7 @@ def compare(models, Y=None, *, Y_train=None, Y_test=None, test_size=0.2, standar
     table = ComparisonTable()
     table.train_index, table.test_index = train_index, test_index
     table.train_data = Y_train
+    table.train_counts = Y_counts[0]
     if standardize:
         table.standardization = (mean, scale)
     for name, est in named:

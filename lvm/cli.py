@@ -258,9 +258,9 @@ def cmd_demo(args):
     Y = Y[:, keep]
     models = {}
     for key in _keys(args.models, DEMO_MODELS):
-        models[DEMO_MODELS[key][0]] = build_demo_model(key, quick=args.quick,
-                                                       random_state=args.random_state,
-                                                       verbose=bool(args.verbose))
+        name = DEMO_MODELS[key][0]
+        models[name if name not in models else f"{name}[{key}]"] = build_demo_model(
+            key, quick=args.quick, random_state=args.random_state, verbose=bool(args.verbose))
     print(f"lvm demo{' --quick' if args.quick else ''}: {len(Y)} digits (8x8, {keep.sum()} "
           f"non-blank pixels, dequantized), 2-D latent, {', '.join(models)}", flush=True)
     # Pixels share one unit, so they are not standardized per feature: a pixel that is nonzero in
@@ -273,7 +273,7 @@ def cmd_demo(args):
     print(table, flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    png = _save_figure(table, table.train_data, labels[train], out / "demo.png",
+    png = _save_figure(table, None, labels[train], out / "demo.png",
                        images=(data.image_shape, keep))
     print(f"wrote {png} ({time.perf_counter() - t0:.1f} s in all)")
     return 0
@@ -299,7 +299,7 @@ def cmd_compare(args):
             w = csv.writer(f)
             w.writerow(keys)
             w.writerows([r[k] for k in keys] for r in table)
-        png = _save_figure(table, table.train_data,
+        png = _save_figure(table, None,
                            None if labels is None else labels[train], out / "comparison.png")
         print(f"wrote {out / 'comparison.csv'} and {png}")
     return 0

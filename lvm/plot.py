@@ -377,7 +377,7 @@ def evidence_comparison(table, ax=None, split="test"):
     return fig
 
 
-def comparison(table, Y, labels=None, *, images=None):
+def comparison(table, Y=None, labels=None, *, images=None):
     """One latent scatter per model of a :func:`lvm.compare` table and its evidence chart.
 
     A model without a low-dimensional embedding (the diffusion model) shows its samples instead.
@@ -387,9 +387,11 @@ def comparison(table, Y, labels=None, *, images=None):
     ----------
     table : lvm.ComparisonTable
         What :func:`lvm.compare` returned.
-    Y : array-like of shape (n_train, n_features)
-        The training rows (their q(x | y) is fitted already, where embedding held-out rows
-        would, for the GPLVM, fit q(x) for them again after scoring did).
+    Y : array-like of shape (n_train, n_features), optional
+        The rows to embed; by default the training rows as each model was fitted on them
+        (``table.train_data``, or ``table.train_counts`` for a count likelihood): their q(x | y)
+        is fitted already, where embedding held-out rows would, for the GPLVM, fit q(x) for
+        them again after scoring did.
     labels : array-like of shape (n_train,), optional
         Colours.
     images : tuple (image_shape, pixels), optional
@@ -404,12 +406,14 @@ def comparison(table, Y, labels=None, *, images=None):
     fig = _figure((4.2 * n + 4.5, 4.5))
     axes = fig.subplots(1, n + 1, gridspec_kw={"width_ratios": [1] * n + [1.1]})
     for ax, rec in zip(axes[:-1], table):
+        rows = Y if Y is not None else (table.train_counts if rec["evidence_of"] == "log P(y)"
+                                        else table.train_data)
         if not rec["estimator"].has_embedding:
             shape, pixels = images if images is not None else (None, None)
-            samples_panel(rec["estimator"], Y, ax=ax, image_shape=shape, pixels=pixels,
+            samples_panel(rec["estimator"], rows, ax=ax, image_shape=shape, pixels=pixels,
                           title=rec["model"])
             continue
-        latent_scatter(rec["estimator"], Y, labels, ax=ax, title=rec["model"], s=4)
+        latent_scatter(rec["estimator"], rows, labels, ax=ax, title=rec["model"], s=4)
         if ax.get_legend() is not None and ax is not axes[0]:
             ax.get_legend().remove()
     evidence_comparison(table, ax=axes[-1])

@@ -281,10 +281,12 @@ def test_demo_quick(tmp_path, capsys, saved_figures):
         assert f"\n{name} " in captured.out
     assert "exact" in captured.out and "importance-weighted estimate" in captured.out
     assert "lower bound" in captured.out
+    # the same digits as counts: the binomial(16) VAE's log P(y) of the integers themselves
+    assert "\nVAE[binomial] " in captured.out and "log P(y)" in captured.out
     progress = [ln for ln in captured.err.splitlines() if ln.startswith("[")]
-    assert [ln.split()[0] for ln in progress] == ["[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"]
-    assert [ax.get_title() for ax in saved_figures[-1].axes[:5]] == [
-        "PPCA", "FactorAnalysis", "VAE", "BayesianGPLVM", "DiffusionModel"]
+    assert [ln.split()[0] for ln in progress] == [f"[{i}/6]" for i in range(1, 7)]
+    assert [ax.get_title() for ax in saved_figures[-1].axes[:6]] == [
+        "PPCA", "FactorAnalysis", "VAE", "BayesianGPLVM", "DiffusionModel", "VAE[binomial]"]
     assert (tmp_path / "demo.png").stat().st_size > 50_000
 
 
@@ -293,7 +295,8 @@ def test_demo_end_to_end(tmp_path, capsys):
     # The README's main job, every family, as the user runs it.
     assert main(["demo", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    for name in ("PPCA", "FactorAnalysis", "VAE", "BayesianGPLVM", "DiffusionModel"):
+    for name in ("PPCA", "FactorAnalysis", "VAE", "BayesianGPLVM", "DiffusionModel",
+                 "VAE[binomial]"):
         assert f"\n{name} " in out
     assert "exact" in out and "importance-weighted estimate" in out and "held-out" in out
     assert (tmp_path / "demo.png").stat().st_size > 50_000
