@@ -134,6 +134,13 @@ def _mean_se(v: np.ndarray):
     return float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0
 
 
+def _evidence_of(name: str) -> str:
+    """The ``of`` column of a count likelihood: log P(y), or log P(y | s) with size factors."""
+    from .likelihoods import get_likelihood
+
+    return get_likelihood(name).evidence_of()
+
+
 def _count_likelihood(model) -> str | None:
     """The ``likelihood`` name of a model with a discrete (count) likelihood, else None."""
     from .likelihoods import get_likelihood
@@ -292,8 +299,8 @@ def compare(models, Y=None, *, Y_train=None, Y_test=None, test_size=0.2, standar
             "family": getattr(model, "family", "") or type(model).__name__,
             "n_components": int(getattr(model, "n_components_", getattr(model, "n_components", 0))),
             "evidence": getattr(model, "evidence_kind", "exact"),
-            "evidence_of": ("log P(y)" if discrete else "E log p(y+u)" if dequantize
-                            else "log p(y)"),
+            "evidence_of": (_evidence_of(counts[id(est)]) if discrete
+                            else "E log p(y+u)" if dequantize else "log p(y)"),
             "train_log_evidence": tr_mean,
             "train_stderr": tr_se,
             "test_log_evidence": te_mean,

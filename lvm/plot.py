@@ -406,8 +406,8 @@ def comparison(table, Y=None, labels=None, *, images=None):
     fig = _figure((4.2 * n + 4.5, 4.5))
     axes = fig.subplots(1, n + 1, gridspec_kw={"width_ratios": [1] * n + [1.1]})
     for ax, rec in zip(axes[:-1], table):
-        rows = Y if Y is not None else (table.train_counts if rec["evidence_of"] == "log P(y)"
-                                        else table.train_data)
+        counts = rec["evidence_of"].startswith("log P(y")  # a count likelihood's rows
+        rows = Y if Y is not None else table.train_counts if counts else table.train_data
         if not rec["estimator"].has_embedding:
             shape, pixels = images if images is not None else (None, None)
             samples_panel(rec["estimator"], rows, ax=ax, image_shape=shape, pixels=pixels,

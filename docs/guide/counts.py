@@ -53,9 +53,14 @@ Gaussian only: use ``inference="svi"``. The VAE's count decoders start from GLM-
 logit((y + 1/2) / (n + 1)), as the affine path of both networks, whose ELBO at step 0 is well
 above a random start's (-191 against -253 nats per row for binomial(16) on the digits); held
 out after training, +0.11 +- 0.07 (Poisson) and +0.10 +- 0.09 (negative binomial) nats per row
-against the random start on 600 x 50 synthetic counts, -0.31 +- 0.91 on the digits. Not done
-yet: a per-row offset (size factors, the log of the library size) for the Poisson and negative
-binomial.
+against the random start on 600 x 50 synthetic counts, -0.31 +- 0.91 on the digits.
+
+Size factors: ``"poisson(offset=library)"`` and ``"negative_binomial(offset=library)"`` scale
+each row's means by its total over the training rows' mean total, :math:`s_n e^{f}`, so that the
+decoder models a row's composition and not its depth (reads per cell, words per document),
+as scVI's observed library size and GLM-PCA's size factors do. The total is then an observed
+covariate, and the number is log P(y | s), labelled so in the ``of`` column: it is not the
+log-probability of the counts alone and does not compare with log P(y).
 """
 
 # %%

@@ -478,6 +478,16 @@ class CountLikelihood(Likelihood):
 
     support = "non-negative integers"
     discrete = True
+    @classmethod
+    def evidence_of(cls) -> str:
+        """What ``log_prob`` is a log-probability of (``lvm.compare``'s ``of`` column).
+
+        Returns
+        -------
+        str
+            ``"log P(y)"``.
+        """
+        return "log P(y)"
 
     @classmethod
     def check_support(cls, Y, mask=None):
@@ -536,13 +546,173 @@ class CountLikelihood(Likelihood):
 
 
 class LogLinkCountLikelihood(CountLikelihood):
-    """A count likelihood with mean exp(f) (the log link): the Poisson and the negative binomial.
+    r"""A count likelihood with mean exp(f) (the log link): the Poisson and the negative binomial.
+
+    With the option ``offset=library`` (``"poisson(offset=library)"``), a row's mean is scaled by
+    its size factor, the row's total over the training rows' mean total,
+
+    .. math::
+        \mathbb E[y_{nd} \mid f] = s_n e^{f_{nd}}, \qquad
+        s_n = \frac{\sum_d y_{nd}}{\bar t}
+
+    (the total of the observed entries, at least 1/2), so that the decoder models the
+    composition of a row and not its depth: the observed library size of scVI
+    (``use_observed_lib_size=True``) and GLM-PCA's size factors. The row's total then enters as
+    an observed covariate, and the number reported is log P(y | s), labelled so
+    (:attr:`evidence_of`), not the log-probability log P(y) of the counts alone. ``mean`` and
+    ``sample``, which see no row, are at the mean total (s = 1).
 
     Parameters
     ----------
     *args, **kwargs
         Passed to :class:`torch.nn.Module`.
     """
+
+    option_names = ("offset",)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        #: The training rows' mean total (the size factors' reference), 1 without an offset.
+        self.register_buffer("reference_total", torch.ones((), dtype=torch.float64))
+
+    @classmethod
+    def _check_options(cls, options):
+        offset = options.get("offset")
+        if offset not in (None, "library"):
+            raise ValueError(
+                f"likelihood {cls.name!r} takes offset=library (each row's size factor, its "
+                f"total over the training rows' mean total: '{cls.name}(offset=library)'); got "
+                f"offset={offset!r}.")
+        return options
+
+    @property
+    def library(self) -> bool:
+        """Whether rows are scaled by their size factors (``offset=library``)."""
+        return self.options.get("offset") == "library"
+
+    @classmethod
+    def evidence_of(cls) -> str:
+        """What ``log_prob`` is a log-probability of.
+
+        Returns
+        -------
+        str
+            ``"log P(y)"``, or ``"log P(y | s)"`` with the offset.
+        """
+        return "log P(y | s)" if cls.options.get("offset") == "library" else "log P(y)"
+
+    @classmethod
+    def from_data(cls, Y, **preferences):
+        """Make a likelihood for the training counts ``Y`` (:meth:`_from_counts`); with the
+        offset, record their mean total (NaN entries left out).
+
+        Parameters
+        ----------
+        Y : torch.Tensor of shape (n_samples, n_features)
+            The training counts.
+        **preferences
+            Other families' preferences (see :meth:`Likelihood.from_data`).
+
+        Returns
+        -------
+        LogLinkCountLikelihood
+            A new instance.
+        """
+        lik = cls._from_counts(Y)
+        if lik.library:
+            total = torch.nansum(Y.to(torch.float64), -1).mean().clamp_min(0.5)
+            lik.reference_total.fill_(float(total))
+        return lik
+
+    @classmethod
+    def _from_counts(cls, Y):
+        return cls()
+
+    def log_size(self, y: torch.Tensor, mask=None) -> torch.Tensor:
+        """log s_n of each row, shape (..., 1); zeros without the offset."""
+        if not self.library:
+            return torch.zeros_like(y[..., :1])
+        total = _fill(y, mask).sum(-1, keepdim=True).clamp_min(0.5)
+        return torch.log(total / self.reference_total.to(total))
+
+    def log_prob(self, y, f, mask=None):
+        """Log-probability log P(y | f) per row (with the offset: of means s_n exp(f)).
+
+        Parameters
+        ----------
+        y : torch.Tensor of shape (..., D)
+            The counts.
+        f : torch.Tensor of shape (..., D)
+            The log-means; leading dimensions broadcast against ``y``.
+        mask : torch.Tensor of bool, optional
+            True where an entry of ``y`` is observed; the others contribute nothing.
+
+        Returns
+        -------
+        torch.Tensor of shape (...)
+            The log-probability of each row, in nats.
+        """
+        return super().log_prob(y, f + self.log_size(y, mask) if self.library else f, mask)
+
+    def expected_log_prob(self, y, mean, var, mask=None):
+        """Expected log-probability E_{f ~ N(mean, var)} log P(y | f) per row (the offset shifts
+        the mean of f).
+
+        Parameters
+        ----------
+        y : torch.Tensor of shape (..., D)
+            The counts.
+        mean, var : torch.Tensor of shape (..., D)
+            The Gaussian belief about the log-mean, per entry.
+        mask : torch.Tensor of bool, optional
+            True where an entry of ``y`` is observed.
+
+        Returns
+        -------
+        torch.Tensor of shape (...)
+            The expectation per row, in nats.
+        """
+        shifted = mean + self.log_size(y, mask) if self.library else mean
+        return self._expected_log_prob(y, shifted, var, mask)
+
+    def _expected_log_prob(self, y, mean, var, mask=None):
+        return super().expected_log_prob(y, mean, var, mask)
+
+    def log_marginal(self, y, mean, var, mask=None):
+        """Log marginal probability log E_{f ~ N(mean, var)} P(y | f) per row (the offset
+        shifts the mean of f).
+
+        Parameters
+        ----------
+        y : torch.Tensor of shape (..., D)
+            The counts.
+        mean, var : torch.Tensor of shape (..., D)
+            The Gaussian belief about the log-mean, per entry.
+        mask : torch.Tensor of bool, optional
+            True where an entry of ``y`` is observed.
+
+        Returns
+        -------
+        torch.Tensor of shape (...)
+            The log marginal probability per row, in nats.
+        """
+        shifted = mean + self.log_size(y, mask) if self.library else mean
+        return super().log_marginal(y, shifted, var, mask)
+
+    def link_transform(self, y):
+        """The counts on the log-mean scale, log(y + 1/2) less the row's log size factor.
+
+        Parameters
+        ----------
+        y : torch.Tensor of shape (..., D)
+            Rows of counts.
+
+        Returns
+        -------
+        torch.Tensor
+            Log-means, of the shape of ``y``.
+        """
+        return self.inverse_mean(y + 0.5) - self.log_size(y)
 
     def mean(self, f):
         """Return E[y | f] = exp(f).

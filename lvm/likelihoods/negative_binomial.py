@@ -46,7 +46,7 @@ class NegativeBinomialLikelihood(LogLinkCountLikelihood):
         self.raw_total_count = torch.nn.Parameter(inverse_softplus(init.clone()))
 
     @classmethod
-    def from_data(cls, Y, **ignored):
+    def _from_counts(cls, Y):
         """Make a likelihood with one size per feature, started by the method of moments.
 
         Per feature, r = mean^2 / (variance - mean), clamped to [0.1, 1000] (1000 where the
@@ -57,8 +57,6 @@ class NegativeBinomialLikelihood(LogLinkCountLikelihood):
         ----------
         Y : torch.Tensor of shape (n_samples, n_features)
             The training counts (NaN entries are left out).
-        **ignored
-            Other families' preferences (see :meth:`Likelihood.from_data`).
 
         Returns
         -------

@@ -33,8 +33,9 @@ class PoissonLikelihood(LogLinkCountLikelihood):
     def _log_prob_entries(self, y, f):
         return y * f - torch.exp(f) - torch.lgamma(y + 1)
 
-    def expected_log_prob(self, y, mean, var, mask=None):
-        """Expected log-probability per row in closed form, y m - exp(m + v / 2) - log y!.
+    def _expected_log_prob(self, y, mean, var, mask=None):
+        """Expected log-probability per row in closed form, y m - exp(m + v / 2) - log y!
+        (``mean`` shifted by the row's log size factor already, with the offset).
 
         Parameters
         ----------

@@ -169,7 +169,7 @@ def test_names_with_options():
     with pytest.raises(ValueError, match=r"likelihood 'binomial' has no option 'm'; it takes "
                                          r"\['n'\]"):
         get_likelihood("binomial(m=2)")
-    with pytest.raises(ValueError, match=r"'poisson' has no option 'n'; it takes none"):
+    with pytest.raises(ValueError, match=r"'poisson' has no option 'n'; it takes \['offset'\]"):
         get_likelihood("poisson(n=2)")
     with pytest.raises(ValueError, match=r"needs the number of trials n.*got n=0"):
         get_likelihood("binomial(n=0)")
@@ -213,3 +213,39 @@ def test_log_marginal_equals_a_fine_grid_integral_where_plain_quadrature_misses(
     torch.testing.assert_close(got, reference, rtol=0, atol=1e-5)
     if not isinstance(lik, BinomialLikelihood):  # where the plain rule is far off
         assert (plain - reference).abs().max() > 0.1
+
+
+# ------------------------------------------------------------------ size factors (offset=library)
+@pytest.mark.parametrize("name", ["poisson", "negative_binomial"])
+def test_library_offset_scales_each_rows_mean_by_its_size_factor(name):
+    """offset=library: P(y | f) with means s_n exp(f), s_n = the row's total over the training
+    rows' mean total; log_prob equals scipy's log-pmf at those means to 1e-10, the expected
+    log-probability equals a 1e6-draw Monte Carlo within 3 standard errors, and the label and
+    link transform say so."""
+    y, mean, var, g = _problem(3)
+    Y_train = torch.poisson(torch.full((50, N_FEATURES), 4.0, dtype=torch.float64), generator=g)
+    cls = get_likelihood(f"{name}(offset=library)")
+    lik = cls.from_data(Y_train).double()
+    assert lik.library and cls.evidence_of() == "log P(y | s)"
+    assert get_likelihood(name).evidence_of() == "log P(y)"
+    reference = float(Y_train.sum(1).mean())
+    assert float(lik.reference_total) == pytest.approx(reference, rel=1e-12)
+    s = (y.sum(1, keepdim=True) / reference).numpy()
+    mu = s * np.exp(mean.numpy())
+    if name == "poisson":
+        expected = stats.poisson.logpmf(y.numpy(), mu).sum(1)
+    else:
+        r = lik.total_count.detach().numpy()
+        expected = stats.nbinom.logpmf(y.numpy(), r, r / (r + mu)).sum(1)
+    np.testing.assert_allclose(lik.log_prob(y, mean).detach().numpy(), expected, rtol=1e-10)
+    draws = mean + var.sqrt() * torch.randn((10**6, *mean.shape), generator=g,
+                                             dtype=torch.float64)
+    values = lik.log_prob(y, draws).detach()
+    mc, se = values.mean(0), values.std(0) / math.sqrt(values.shape[0])
+    got = lik.expected_log_prob(y, mean, var).detach()
+    assert ((got - mc).abs() <= 3 * se + 1e-12).all(), (got, mc, se)
+    # the GLM-PCA start's counts on the log-mean scale leave the size factor out
+    torch.testing.assert_close(lik.link_transform(y), torch.log(y + 0.5) - torch.log(
+        torch.as_tensor(s)), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="offset=library"):
+        get_likelihood(f"{name}(offset=size)")

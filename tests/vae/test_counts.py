@@ -148,3 +148,33 @@ def test_count_vae_starts_at_glm_pca():
         W = torch.as_tensor(lvm.PPCA(3, dtype="float64").fit(T.numpy()).components_).T
         torch.testing.assert_close(J.T @ J.T.T, W @ W.T, rtol=1e-6, atol=1e-8)
         assert elbo[True] > elbo[False] + 1.0, (name, elbo)
+
+
+def test_size_factor_offset_in_the_vae_and_the_svi_gplvm():
+    """likelihood="poisson(offset=library)": rows of different depths, the same composition;
+    the VAE and the SVI GPLVM fit it, lvm.compare labels the number log P(y | s) (the row's
+    size factor observed, as scVI's observed library size), and a row's score is its
+    log-probability given s: doubling the depth of a row changes s, not f."""
+    rng = np.random.default_rng(0)
+    depth = rng.lognormal(0.0, 0.7, size=(200, 1))
+    Y = rng.poisson(depth * np.exp(rng.normal(size=(1, 12)))).astype(float)
+    models = {
+        "VAE": lvm.VAE(2, hidden_sizes=(16,), max_epochs=5, likelihood="poisson(offset=library)",
+                       random_state=0),
+        "GPLVM": lvm.BayesianGPLVM(2, inference="svi", n_inducing=8, max_iter=3, batch_size=64,
+                                   likelihood="poisson(offset=library)", random_state=0),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = lvm.compare(models, Y, random_state=0)
+    for rec in table:
+        assert rec["evidence_of"] == "log P(y | s)" and np.isfinite(rec["test_log_evidence"])
+    vae = table[0]["estimator"]
+    lik = vae.module_.likelihood
+    row = torch.as_tensor(Y[:1], dtype=lik.reference_total.dtype)
+    f = torch.zeros(1, 12, dtype=row.dtype)
+    # the mean of the row's counts is s exp(f): s from its own total
+    s = float(row.sum() / lik.reference_total)
+    expected = float(torch.distributions.Poisson(s * torch.ones(12, dtype=row.dtype))
+                     .log_prob(row[0]).sum())
+    assert float(lik.log_prob(row, f)) == pytest.approx(expected, rel=1e-6)
