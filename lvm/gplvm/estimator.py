@@ -11,24 +11,16 @@ import gpytorch
 import numpy as np
 import torch
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted
 
 from .. import _distributed as dist
 from .._family import FamilyEstimator, TrainingPlan
 from .._validation import Interval, StrOptions, nonnegative_int, positive_int, positive_real
 from ..likelihoods import LIKELIHOODS, GaussianLikelihood
-from .kernels import KERNELS, make_kernel
-from .model import GPLVMFamily
+from .kernels import KERNELS, make_kernel, relevant_columns
+from .model import GPLVMFamily, training_plan
 from .psi import has_psi_statistics
 
 __all__ = ["BayesianGPLVM"]
-
-#: Optimizer steps grouped into one call of the training loop's ``epoch`` (one host read-back each).
-_STEPS_PER_EPOCH = {"lbfgs": 10, "adam": 50}
-#: ``tol="auto"``: the relative plateau tolerance of each optimizer (see the class docstring).
-_AUTO_TOL = {"lbfgs": 1e-3, "adam": 1e-6}
-#: Default step sizes.
-_LEARNING_RATE = {"lbfgs": 1.0, "adam": 0.01}
 
 
 def _svi_only(est) -> bool:
@@ -352,11 +344,6 @@ class BayesianGPLVM(FamilyEstimator):
             raise ValueError("torch.distributed is initialized, but inference='collapsed' fits one "
                              "process's rows; use inference='svi' for a data-parallel fit.")
 
-    def _optimizer_name(self) -> str:
-        if self.optimizer != "auto":
-            return self.optimizer
-        return "lbfgs" if self.inference == "collapsed" else "adam"
-
     # ------------------------------------------------------------------ the model
     def _two_stages(self, Z) -> bool:
         """Whether this fit runs in two stages (per-feature noise; see :meth:`_fit`)."""
@@ -365,29 +352,8 @@ class BayesianGPLVM(FamilyEstimator):
                 and Z.shape[1] > 1 and self.max_iter >= 2)
 
     def _plan(self, Z) -> TrainingPlan:
-        """Collapsed: full-batch, ``max_iter`` iterations (at most half of them in the first
-        stage of a two-stage fit); SVI: minibatch Adam, ``max_iter`` epochs."""
-        name = self._optimizer_name()
-        lr = self.learning_rate or _LEARNING_RATE[name]
-        if self.inference == "collapsed":
-            steps = _STEPS_PER_EPOCH[name]
-            iters = self.max_iter // 2 if self._two_stages(Z) else self.max_iter
-            return TrainingPlan(mode="full", optimizer=name, learning_rate=lr,
-                                max_epochs=max(1, math.ceil(iters / steps)), tol=self._tol(name),
-                                steps_per_epoch=steps, iters_per_epoch=steps,
-                                limit_message=f"in max_iter={self.max_iter} iterations",
-                                budget_parameter="max_iter")
-        return TrainingPlan(mode="minibatch", optimizer="adam", learning_rate=lr,
-                            max_epochs=int(self.max_iter), tol=self._tol("adam"),
-                            batch_size=int(self.batch_size),
-                            limit_message=f"in max_iter={self.max_iter} epochs",
-                            budget_parameter="max_iter")
-
-    def _tol(self, optimizer: str):
-        """``tol``, with ``"auto"`` resolved for the optimizer (see the class docstring)."""
-        if isinstance(self.tol, str):
-            return _AUTO_TOL[optimizer]
-        return self.tol
+        return training_plan(self.inference, self.optimizer, self.learning_rate, self.max_iter,
+                             self.tol, self.batch_size, first_stage=self._two_stages(Z))
 
     def _make_family(self, Z) -> GPLVMFamily:
         """q(x), the kernel, Z, the likelihood (and q(u)) from PCA of the training rows; one
@@ -407,15 +373,8 @@ class BayesianGPLVM(FamilyEstimator):
         self._model.eval_seed = self._eval_seed  # new rows' q(x*) draws are keyed by it
 
     def _fit(self, Z) -> None:
-        """Per-feature noise (collapsed, Gaussian) is fitted in two stages: first the shared-noise
-        model from the PCA start to its optimum, then one noise variance per feature from there,
-        so the richer model starts at the simpler one's optimum and can only improve on it. The first
-        stage has at most half of ``max_iter``, the second what the first left.
-
-        Fitted from the PCA start directly, per-feature noise let the optimizer explain signal as
-        noise early and end in a worse optimum: on standardized oil flow (Q = 10, M = 50) a bound
-        of -2.51 nats per point against -1.24 for one shared noise variance.
-        """
+        """A two-stage fit trains the shared-noise model, then per-feature noise from its optimum
+        (:meth:`GPLVMFamily.untie_noise`) with what the first stage left of ``max_iter``."""
         super()._fit(Z)
         if self._two_stages(Z):
             plan = self._fit_plan
@@ -493,21 +452,10 @@ class BayesianGPLVM(FamilyEstimator):
         out = super().transform(Y, return_std=return_std)
         if dims is None:
             return out
-        cols = self._relevant_columns(dims)
+        cols = relevant_columns(self.relevant_dims_, dims)
         if return_std:
             return out[0][:, cols], out[1][:, cols]
         return out[:, cols]
-
-    def _relevant_columns(self, dims):
-        check_is_fitted(self)
-        if isinstance(dims, str) and dims == "relevant":
-            k = min(2, self.n_components_)
-        elif isinstance(dims, numbers.Integral) and not isinstance(dims, bool) and 1 <= dims <= self.n_components_:
-            k = int(dims)
-        else:
-            raise ValueError(f"dims must be None, 'relevant' or an int in [1, {self.n_components_}]; "
-                             f"got {dims!r}.")
-        return self.relevant_dims_[:k].copy()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -21,12 +21,14 @@ fitted training map), started at its nearest training row's q(x).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
 from .. import _distributed as dist
 from .. import settings
-from .._family import Family
+from .._family import Family, TrainingPlan
 from ..evidence import row_keyed_normal
 from ..latents import FrozenPosteriors, PointLatent, fit_frozen
 from ..latents.neighbors import NeighborGraph, NeighborMap
@@ -39,7 +41,14 @@ from .posterior import InducingPosterior
 from .psi import has_psi_statistics
 from .svi import SharedKernelGP, SVIELBO, SVIGPLVM
 
-__all__ = ["GPLVMFamily"]
+__all__ = ["GPLVMFamily", "training_plan"]
+
+#: Optimizer steps grouped into one call of the training loop's ``epoch`` (one host read-back each).
+STEPS_PER_EPOCH = {"lbfgs": 10, "adam": 50}
+#: ``tol="auto"``: the relative plateau tolerance of each optimizer (see BayesianGPLVM's ``tol``).
+AUTO_TOL = {"lbfgs": 1e-3, "adam": 1e-6}
+#: Default step sizes.
+LEARNING_RATE = {"lbfgs": 1.0, "adam": 0.01}
 
 #: Training rows kept for lookup with their q(x) (:class:`lvm.latents.FrozenPosteriors`), so that
 #: ``transform`` of a training row returns its own fitted q(x_n), and new rows start from their
@@ -50,6 +59,29 @@ ROW_CHUNK = 1024
 #: Adam's step size and the Monte Carlo draws (kernels without psi-statistics) for q(x*).
 TRANSFORM_LR = 0.05
 TRANSFORM_DRAWS = 16
+
+
+def training_plan(inference: str, optimizer: str, learning_rate, max_iter: int, tol,
+                  batch_size: int, first_stage: bool = False) -> TrainingPlan:
+    """How a fit trains: collapsed, full-batch L-BFGS or Adam for ``max_iter`` iterations (at most
+    half of them in the first stage of a two-stage fit); SVI, minibatch Adam for ``max_iter``
+    epochs. ``optimizer="auto"``, ``learning_rate=None`` and ``tol="auto"`` take the defaults."""
+    name = optimizer if optimizer != "auto" else "lbfgs" if inference == "collapsed" else "adam"
+    lr = learning_rate or LEARNING_RATE[name]
+    if inference == "collapsed":
+        steps = STEPS_PER_EPOCH[name]
+        iters = max_iter // 2 if first_stage else max_iter
+        return TrainingPlan(mode="full", optimizer=name, learning_rate=lr,
+                            max_epochs=max(1, math.ceil(iters / steps)),
+                            tol=AUTO_TOL[name] if isinstance(tol, str) else tol,
+                            steps_per_epoch=steps, iters_per_epoch=steps,
+                            limit_message=f"in max_iter={max_iter} iterations",
+                            budget_parameter="max_iter")
+    return TrainingPlan(mode="minibatch", optimizer="adam", learning_rate=lr,
+                        max_epochs=int(max_iter),
+                        tol=AUTO_TOL["adam"] if isinstance(tol, str) else tol,
+                        batch_size=int(batch_size), limit_message=f"in max_iter={max_iter} epochs",
+                        budget_parameter="max_iter")
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -120,7 +152,9 @@ class GPLVMFamily(Family):
         self.map = None
         self.elbo = None
         self.eval_seed = 0
-        self.__dict__["posterior_model"] = None  # a frozen copy of the decoder, not a submodule
+        # The frozen decoder holds copies of the parameters: kept out of the module tree, so
+        # that parameters(), n_parameters_ and train() / eval() do not reach it.
+        self.__dict__["posterior_model"] = None
 
     @classmethod
     def from_data(cls, Z, *, n_components: int, n_inducing: int, kernel, inference: str,
@@ -182,7 +216,15 @@ class GPLVMFamily(Family):
         return [] if self.encoder else list(self.module.latent.parameters())
 
     def untie_noise(self, D: int) -> None:
-        """Replace the fitted shared noise by D per-feature noises at its value (same floor)."""
+        """Replace the fitted shared noise by D per-feature noises at its value (same floor).
+
+        Per-feature noise (collapsed, Gaussian) is fitted in two stages: first the shared-noise
+        model from the PCA start to its optimum, then, after this call, one noise variance per
+        feature from there, so the richer model starts at the simpler one's optimum and can only
+        improve on it. Fitted from the PCA start directly, per-feature noise let the optimizer
+        explain signal as noise early and end in a worse optimum: on standardized oil flow
+        (Q = 10, M = 50) a bound of -2.51 nats per point against -1.24 for one shared noise.
+        """
         shared = self.module.likelihood
         per_feature = type(shared)(n_noise=D, min_noise=shared.min_noise).to(shared.raw_noise)
         with torch.no_grad():
