@@ -133,8 +133,8 @@ def test_a_failed_factorization_of_i_plus_beta_c_raises_the_noise_floor_not_the_
 
     monkeypatch.setattr(collapsed, "collapsed_terms", fail_once)
     m = lvm.BayesianGPLVM(2, max_iter=60, random_state=0, **GP).fit(Y)
-    assert m._jitter == pytest.approx(lvm.settings.cholesky_jitter.value(torch.float64))
-    assert m._model.likelihood.min_noise == pytest.approx(10 * 1e-6, rel=1e-6)
+    assert m.family_.jitter == pytest.approx(lvm.settings.cholesky_jitter.value(torch.float64))
+    assert m.family_.likelihood.min_noise == pytest.approx(10 * 1e-6, rel=1e-6)
     assert math.isfinite(m.elbo_)
 
 

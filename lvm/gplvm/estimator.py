@@ -1,7 +1,9 @@
-"""The Bayesian GPLVM estimator: the GP decoder family on the gradient layer (:mod:`lvm._gradient`)."""
+"""The Bayesian GPLVM estimator: the GP decoder family (:mod:`lvm.gplvm.model`) on the family base
+(:mod:`lvm._family`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 
@@ -9,41 +11,16 @@ import gpytorch
 import numpy as np
 import torch
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted
 
 from .. import _distributed as dist
-from .. import settings
-from .._gradient import GradientLatentModel, TrainingPlan
+from .._family import FamilyEstimator, TrainingPlan
 from .._validation import Interval, StrOptions, nonnegative_int, positive_int, positive_real
-from ..evidence import row_keyed_normal
-from ..latents import FrozenPosteriors, PointLatent, fit_frozen
-from ..latents.neighbors import NeighborGraph, NeighborMap
 from ..likelihoods import LIKELIHOODS, GaussianLikelihood
-from ._init import (LATENT_VAR_INIT, NOISE_INIT_FRACTION, initial_inducing, initial_kernel,
-                    initial_latent, pca_fill, pca_start, warm_start_q_u)
-from .collapsed import CollapsedELBO, NoiseTooSmallError, SparseGPLVM
-from .kernels import KERNELS, lengthscales, make_kernel, relevance
-from .posterior import InducingPosterior
+from .kernels import KERNELS, make_kernel, relevant_columns
+from .model import GPLVMFamily, training_plan
 from .psi import has_psi_statistics
-from .svi import SharedKernelGP, SVIELBO, SVIGPLVM
 
 __all__ = ["BayesianGPLVM"]
-
-#: Optimizer steps grouped into one call of the training loop's ``epoch`` (one host read-back each).
-_STEPS_PER_EPOCH = {"lbfgs": 10, "adam": 50}
-#: ``tol="auto"``: the relative plateau tolerance of each optimizer (see the class docstring).
-_AUTO_TOL = {"lbfgs": 1e-3, "adam": 1e-6}
-#: Default step sizes.
-_LEARNING_RATE = {"lbfgs": 1.0, "adam": 0.01}
-#: Training rows kept for lookup with their q(x) (:class:`lvm.latents.FrozenPosteriors`), so that
-#: ``transform`` of a training row returns its own fitted q(x_n), and new rows start from their
-#: nearest one.
-_BANK_SIZE = 20000
-#: Rows per chunk when fitting q(x*) for new rows.
-_ROW_CHUNK = 1024
-#: Adam's step size and the Monte Carlo draws (kernels without psi-statistics) for q(x*).
-_TRANSFORM_LR = 0.05
-_TRANSFORM_DRAWS = 16
 
 
 def _svi_only(est) -> bool:
@@ -56,7 +33,7 @@ def _svi_only(est) -> bool:
     return True
 
 
-class BayesianGPLVM(GradientLatentModel):
+class BayesianGPLVM(FamilyEstimator):
     r"""Bayesian Gaussian-process latent variable model with variational inducing points.
 
     The model is :math:`x_n \sim \mathcal N(0, I_Q)`, :math:`g_d \sim \mathcal{GP}(0, k)` for each of
@@ -294,7 +271,7 @@ class BayesianGPLVM(GradientLatentModel):
     _allow_nan = True
 
     _parameter_constraints: dict = {
-        **GradientLatentModel._parameter_constraints,
+        **FamilyEstimator._parameter_constraints,
         "n_components": [positive_int()],
         "n_inducing": [positive_int()],
         "kernel": [StrOptions(set(KERNELS)), gpytorch.kernels.Kernel],
@@ -367,225 +344,56 @@ class BayesianGPLVM(GradientLatentModel):
             raise ValueError("torch.distributed is initialized, but inference='collapsed' fits one "
                              "process's rows; use inference='svi' for a data-parallel fit.")
 
-    def _optimizer_name(self) -> str:
-        if self.optimizer != "auto":
-            return self.optimizer
-        return "lbfgs" if self.inference == "collapsed" else "adam"
-
     # ------------------------------------------------------------------ the model
-    def _plan(self) -> TrainingPlan:
-        name = self._optimizer_name()
-        lr = self.learning_rate or _LEARNING_RATE[name]
-        if self.inference == "collapsed":
-            steps = _STEPS_PER_EPOCH[name]
-            # max_iter counts both stages of a per-feature fit (see _fit): the first has at most
-            # half, the second what the first left.
-            iters = (self.max_iter if not self._staged else
-                     self.max_iter // 2 if self._tied_noise else self.max_iter - self.n_iter_)
-            return TrainingPlan(mode="full", optimizer=name, learning_rate=lr,
-                                max_epochs=max(1, math.ceil(iters / steps)), tol=self._tol(name),
-                                steps_per_epoch=steps, iters_per_epoch=steps,
-                                limit_message=f"in max_iter={self.max_iter} iterations",
-                                budget_parameter="max_iter")
-        return TrainingPlan(mode="minibatch", optimizer="adam", learning_rate=lr,
-                            max_epochs=int(self.max_iter), tol=self._tol("adam"),
-                            batch_size=int(self.batch_size),
-                            limit_message=f"in max_iter={self.max_iter} epochs",
-                            budget_parameter="max_iter")
+    def _two_stages(self, Z) -> bool:
+        """Whether this fit runs in two stages (per-feature noise; see :meth:`_fit`)."""
+        return (self.noise == "per_feature" and self.inference == "collapsed"
+                and issubclass(LIKELIHOODS[self.likelihood], GaussianLikelihood)
+                and Z.shape[1] > 1 and self.max_iter >= 2)
 
-    def _tol(self, optimizer: str):
-        """``tol``, with ``"auto"`` resolved for the optimizer (see the class docstring)."""
-        if isinstance(self.tol, str):
-            return _AUTO_TOL[optimizer]
-        return self.tol
+    def _plan(self, Z) -> TrainingPlan:
+        return training_plan(self.inference, self.optimizer, self.learning_rate, self.max_iter,
+                             self.tol, self.batch_size, first_stage=self._two_stages(Z))
 
-    def _build(self, Z):
-        """q(x), the kernel, Z, the likelihood (and q(u)) from PCA of the training rows."""
-        N, D = Z.shape
-        Q = int(self.n_components)
-        gen, dev, dt = self._generator, self._device, self._dtype
-        center = dist.moments(Z)[1]
-        center = center.to(dt)
-        # Missing entries (NaN): decided once, by the data (of every rank).
-        self._masked = self._any_missing(Z)
-        likelihood = LIKELIHOODS[self.likelihood].from_data(
-            Z, noise="shared" if self._tied_noise else self.noise,
-            fraction=NOISE_INIT_FRACTION).to(device=dev, dtype=dt)
-        if isinstance(likelihood, GaussianLikelihood) and likelihood.noise.numel() > 1:
-            # Per-feature noise starts where the shared noise does (every feature at the same
-            # value), so both fits start from the same model.
-            shared = type(likelihood).from_data(Z, noise="shared", fraction=NOISE_INIT_FRACTION)
-            with torch.no_grad():
-                likelihood.raw_noise.copy_(shared.raw_noise.to(likelihood.raw_noise).expand(D))
-        # The GP models deviations from a constant: the data mean in the likelihood's link.
-        self._offset = likelihood.inverse_mean(center)
-        # Missing entries: the PCA start sees them at their rank-Q PCA reconstruction.
-        Zc = pca_fill(Z - center, Q)
-        start = pca_start(Zc, Q)
-        self._n_total = start.n_total
-        latent = initial_latent(Zc, start, self.encoder, gen, mask_channel=self._masked)
-        if self.encoder:
-            latent.center.copy_(center)
-        X0 = latent(Z, None)[0].detach()
-        inducing = initial_inducing(X0, min(self.n_inducing, dist.min_int(N)), gen)
-        kernel = initial_kernel(make_kernel(self.kernel, Q).to(device=dev, dtype=dt), start,
-                                isinstance(self.kernel, str), likelihood.location_scale)
-        self._jitter = settings.cholesky_jitter.value(dt)
-        self._frozen = FrozenPosteriors(_BANK_SIZE)  # q(x_n) of the training rows, per chunk
-        self._chunk = 0  # the partial_fit chunk being fitted (0: fit, or the first chunk)
-        self._neighbors = self._neighbor_graph(Z)
-        self._map = None  # the fitted map new rows' q(x*) are fitted against (set by _finalize)
-        if self.inference == "collapsed":
-            return SparseGPLVM(latent, kernel, likelihood, inducing).to(device=dev, dtype=dt)
-        with torch.no_grad():
-            kuu_scale = float(kernel(inducing, diag=True).mean())
-        gp = SharedKernelGP(kernel, inducing, D, jitter=self._jitter * kuu_scale)
-        model = SVIGPLVM(latent, gp.to(device=dev, dtype=dt), likelihood, self._offset)
-        if isinstance(likelihood, GaussianLikelihood) and has_psi_statistics(kernel):
-            warm_start_q_u(model, Z - self._offset, settings.cholesky_jitter.value(torch.float64))
-        dist.broadcast_module(model.gp)
-        dist.broadcast_module(model.likelihood)
-        if self.encoder:
-            dist.broadcast_module(model.latent)
-        return model
+    def _make_family(self, Z) -> GPLVMFamily:
+        """q(x), the kernel, Z, the likelihood (and q(u)) from PCA of the training rows; one
+        shared noise in the first stage of a two-stage fit."""
+        weight = (float(self.neighbor_weight) if not isinstance(self.neighbor_weight, str)
+                  else 3.0 if int(self.n_components) <= 2 else 0.0)  # "auto": see the docstring
+        return GPLVMFamily.from_data(
+            Z, n_components=self.n_components, n_inducing=self.n_inducing, kernel=self.kernel,
+            inference=self.inference, likelihood=LIKELIHOODS[self.likelihood],
+            noise="shared" if self._two_stages(Z) else self.noise, encoder=self.encoder,
+            masked=self._any_missing(Z), generator=self._generator, device=self._device,
+            dtype=self._dtype, neighbor_weight=weight, n_neighbors=self.n_neighbors,
+            transform_max_iter=self.transform_max_iter)
 
-    def _global_parameters(self):
-        m = self._model
-        params = (list(m.kernel.parameters()) + [m.inducing_points] if self.inference == "collapsed"
-                  else list(m.gp.parameters()))
-        params += list(m.likelihood.parameters())
-        if self.encoder:
-            params += list(m.latent.parameters())
-        return params
-
-    def _local_parameters(self):
-        return [] if self.encoder else list(self._model.latent.parameters())
-
-    #: A collapsed fit with per-feature noise runs in two stages; during the first, one tied noise.
-    _staged = False
-    _tied_noise = False
+    def _start(self, Z) -> None:
+        super()._start(Z)
+        self._model.eval_seed = self._eval_seed  # new rows' q(x*) draws are keyed by it
 
     def _fit(self, Z) -> None:
-        """Per-feature noise (collapsed, Gaussian) is fitted in two stages: first the shared-noise
-        model from the PCA start to its optimum, then one noise variance per feature from there,
-        so the richer model starts at the simpler one's optimum and can only improve on it. The first
-        stage has at most half of ``max_iter``, the second what the first left.
-
-        Fitted from the PCA start directly, per-feature noise let the optimizer explain signal as
-        noise early and end in a worse optimum: on standardized oil flow (Q = 10, M = 50) a bound
-        of -2.51 nats per point against -1.24 for one shared noise variance.
-        """
-        self._staged = (self.noise == "per_feature" and self.inference == "collapsed"
-                        and issubclass(LIKELIHOODS[self.likelihood], GaussianLikelihood)
-                        and Z.shape[1] > 1 and self.max_iter >= 2)
-        if not self._staged:
-            return super()._fit(Z)
-        self._tied_noise = True
-        try:
-            super()._fit(Z)
-        finally:
-            self._tied_noise = False
-        self._untie_noise(Z.shape[1])
-        self._make_optimizers()
-        plan = self._plan()
-        self._run(Z, None, plan.max_epochs, plan.tol)
-
-    def _untie_noise(self, D: int) -> None:
-        """Replace the fitted shared noise by D per-feature noises at its value (same floor)."""
-        shared = self._model.likelihood
-        per_feature = type(shared)(n_noise=D, min_noise=shared.min_noise).to(shared.raw_noise)
-        with torch.no_grad():
-            per_feature.raw_noise.copy_(shared.raw_noise.detach().expand(D))
-        self._model.likelihood = per_feature
-
-    def _full_objective(self, Z):
-        return CollapsedELBO(self._model, jitter=self._jitter)(Z - self._offset)
-
-    def _neighbor_weight(self) -> float:
-        """``neighbor_weight`` with ``"auto"`` resolved (see the class docstring)."""
-        if isinstance(self.neighbor_weight, str):
-            return 3.0 if int(self.n_components) <= 2 else 0.0
-        return float(self.neighbor_weight)
-
-    def _neighbor_graph(self, Z):
-        """The neighbour term's graph of the rows ``Z`` (None when the term is off)."""
-        if self._neighbor_weight() > 0 and not self.encoder:
-            return NeighborGraph(Z, int(self.n_neighbors))
-        return None
-
-    def _full_penalty(self, Z):
-        if self._neighbors is None:
-            return 0.0
-        return self._neighbor_weight() * self._neighbors.loss(self._model.latent.mu).sum()
-
-    def _batch_objective(self, z, rows, generator):
-        per_row, kl_u = SVIELBO(self._model, self._n_total, masked=self._masked).terms(
-            z, rows, generator)
-        if self._neighbors is not None:
-            # The value stays the bound; the gradient is that of bound - weight * term.
-            penalty = self._neighbor_weight() * self._neighbors.loss(
-                self._model.latent.mu, rows)
-            per_row = per_row - (penalty - penalty.detach())
-        return per_row, -kl_u / self._n_total
-
-    def _on_failure(self, retry, exc):
-        if isinstance(exc, NoiseTooSmallError):
-            likelihood = self._model.likelihood
-            likelihood.min_noise *= 10.0
-            return f"raised the noise floor to {likelihood.min_noise:.3g} of the data's variance"
-        self._jitter *= 10.0
-        if self.inference == "svi":
-            self._model.strategy.jitter_val *= 10.0
-        return f"raised the K_uu jitter to {self._jitter:.3g} of its mean diagonal"
-
-    def _add_rows(self, Z) -> bool:
-        """partial_fit: count the chunk's rows; fit their q(x) with the model frozen."""
-        count = torch.tensor(float(Z.shape[0]), dtype=torch.float64, device=Z.device)
-        self._n_total += int(dist.all_reduce_sum(count).item())
-        self._masked = self._any_missing(Z) or self._masked
-        self._chunk += 1
-        if self.encoder:
-            return False
-        mu, var = self._posterior_params(Z)
-        self._model.latent = PointLatent(mu, var)
-        self._neighbors = self._neighbor_graph(Z)  # of the chunk's rows, as q(x) now is
-        return True
+        """A two-stage fit trains the shared-noise model, then per-feature noise from its optimum
+        (:meth:`GPLVMFamily.untie_noise`) with what the first stage left of ``max_iter``."""
+        super()._fit(Z)
+        if self._two_stages(Z):
+            plan = self._fit_plan
+            self._fit_plan = dataclasses.replace(plan, max_epochs=max(
+                1, math.ceil((self.max_iter - self.n_iter_) / plan.steps_per_epoch)))
+            self._model.untie_noise(Z.shape[1])
+            self._make_optimizers()
+            self._run(Z, None, self._fit_plan.max_epochs, self._fit_plan.tol)
 
     # ------------------------------------------------------------------ fitted state
     def _finalize(self) -> None:
-        m, Z = self._model, self._rows
+        super()._finalize()
+        family = self._model
+        self.elbo_ = (family.elbo + self._log_jacobian if family.elbo is not None
+                      else self.history_[-1]["train"] if self.history_ else float("nan"))
+        self.train_evidence_ = self.elbo_
         with torch.no_grad():
-            if self.inference == "collapsed":
-                value, L, mean, root = CollapsedELBO(m, jitter=self._jitter).terms(Z - self._offset)
-                self.elbo_ = float(value) / Z.shape[0] + self._log_jacobian
-            else:
-                q = m.strategy.variational_distribution
-                from .collapsed import kuu_cholesky
-
-                L = kuu_cholesky(m.kernel, m.inducing_points, self._jitter)
-                mean = q.mean.T.contiguous()
-                root = q.lazy_covariance_matrix.root_decomposition().root.to_dense()
-                self.elbo_ = self.history_[-1]["train"] if self.history_ else float("nan")
-            self._posterior_model = InducingPosterior(m.kernel, m.inducing_points, L, mean, root,
-                                                      m.likelihood, self._offset)
-            self.train_evidence_ = self.elbo_
-            mu, var = m.latent(Z, None)
-            self._frozen.extend(self._chunk, Z, mu, var)
-            if self._neighbors is not None:
-                self._map = NeighborMap(self._frozen.rows, self._frozen.mean, int(self.n_neighbors))
-            if not self.encoder:
-                self.latent_mean_ = self._to_numpy(self._frozen.mean)
-                self.latent_var_ = self._to_numpy(self._frozen.var)
-            self.inducing_points_ = self._to_numpy(m.inducing_points)
-            self.n_inducing_ = int(m.inducing_points.shape[0])
-            if isinstance(m.likelihood, GaussianLikelihood):
-                noise = self._to_numpy(m.likelihood.noise) * self._scale ** 2
-                self.noise_variance_ = float(noise[0]) if noise.shape[0] == 1 else noise
             self.mean_ = self._to_numpy(self._unstandardize(
-                m.likelihood.mean(self._offset).unsqueeze(0), torch.float64)[0])
-            self.lengthscales_ = self._to_numpy(lengthscales(m.kernel))
-            w = self._to_numpy(relevance(m.kernel))
-        self.relevance_ = w / w.max()
+                family.likelihood.mean(family.offset).unsqueeze(0), torch.float64)[0])
         self.relevant_dims_ = np.argsort(-self.relevance_, kind="stable")
         self.effective_dims_ = int((self.relevance_ >= self.relevance_threshold).sum())
 
@@ -620,65 +428,6 @@ class BayesianGPLVM(GradientLatentModel):
         return self._partial_fit(Y, self._partial_fit_chunk, min_samples=self._min_samples)
 
     # ------------------------------------------------------------------ inference
-    def _posterior_params(self, Z):
-        """q(x*) for rows: the encoder's output, or, per row, its own fitted q(x_n) when the row
-        is a training row (so ``transform`` of the training data is the training embedding) and
-        otherwise q(x*) fitted with the model frozen, started at the nearest training row's."""
-        if self.encoder:
-            with torch.no_grad():
-                return self._model.latent(Z, None)
-        mus, vars_ = [], []
-        for i in range(0, Z.shape[0], _ROW_CHUNK):
-            mu, var = self._fit_rows(Z[i:i + _ROW_CHUNK])
-            mus.append(mu)
-            vars_.append(var)
-        if not mus:
-            empty = Z.new_zeros((0, self.n_components_))
-            return empty, empty
-        return torch.cat(mus), torch.cat(vars_)
-
-    def _fit_rows(self, y):
-        mu, var, found = self._frozen.lookup(y)
-        new = ~found
-        if bool(new.any()):
-            post = self._posterior_model
-            y_new = y[new]
-            eps = row_keyed_normal(y_new, _TRANSFORM_DRAWS, self.n_components_, self._eval_seed + 1)
-
-            if self._map is None:
-                def expected_log_lik(rows, m, v):
-                    return post.expected_log_likelihood(rows, m, v, eps)
-            else:  # the same objective as the training rows': minus the neighbour term
-                index, weight = self._map.neighbors(y_new), self._neighbor_weight()
-
-                def expected_log_lik(rows, m, v):
-                    return (post.expected_log_likelihood(rows, m, v, eps)
-                            - weight * self._map.loss(m, index))
-
-            mu[new], var[new] = fit_frozen(
-                expected_log_lik, y_new, mu[new], torch.full_like(mu[new], LATENT_VAR_INIT),
-                max_iter=int(self.transform_max_iter), learning_rate=_TRANSFORM_LR,
-                name="BayesianGPLVM")
-        return mu, var
-
-    def _log_likelihood(self, z, x):
-        return self._posterior_model.log_marginal(z, x)
-
-    def _decode(self, X):
-        mean, var = self._posterior_model.predict(X)
-        return self._posterior_model.likelihood.marginal_mean(mean, var.expand_as(mean))
-
-    def _decoder_sample(self, X, generator):
-        mean, var = self._posterior_model.predict(X)
-        eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        return mean + var.sqrt() * eps
-
-    def _likelihood_module(self):
-        return self._posterior_model.likelihood
-
-    def _eval_width(self) -> int:
-        return max(self.n_inducing_, self.n_features_in_)
-
     def _work_elements(self, n_rows: int, n_features: int) -> int:
         rows = n_rows if self.inference == "collapsed" else min(n_rows, int(self.batch_size))
         return rows * max(n_features, int(self.n_inducing))
@@ -703,21 +452,10 @@ class BayesianGPLVM(GradientLatentModel):
         out = super().transform(Y, return_std=return_std)
         if dims is None:
             return out
-        cols = self._relevant_columns(dims)
+        cols = relevant_columns(self.relevant_dims_, dims)
         if return_std:
             return out[0][:, cols], out[1][:, cols]
         return out[:, cols]
-
-    def _relevant_columns(self, dims):
-        check_is_fitted(self)
-        if isinstance(dims, str) and dims == "relevant":
-            k = min(2, self.n_components_)
-        elif isinstance(dims, numbers.Integral) and not isinstance(dims, bool) and 1 <= dims <= self.n_components_:
-            k = int(dims)
-        else:
-            raise ValueError(f"dims must be None, 'relevant' or an int in [1, {self.n_components_}]; "
-                             f"got {dims!r}.")
-        return self.relevant_dims_[:k].copy()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -1,17 +1,20 @@
 """The covariance functions of the GP decoder: GPyTorch kernels with one lengthscale per latent dim.
 
 One registry maps the ``kernel`` hyper-parameter to a constructor; :func:`relevance` reads the
-automatic relevance determination (ARD) weights off a fitted kernel.
+automatic relevance determination (ARD) weights off a fitted kernel, and :func:`relevant_columns`
+picks the most relevant latent dims.
 """
 
 from __future__ import annotations
 
 import copy
+import numbers
 
 import gpytorch
+import numpy as np
 import torch
 
-__all__ = ["KERNELS", "make_kernel", "relevance", "kernel_name"]
+__all__ = ["KERNELS", "make_kernel", "relevance", "kernel_name", "relevant_columns"]
 
 
 def _rbf(q: int):
@@ -89,3 +92,16 @@ def _slope_variance(kernel: gpytorch.kernels.Kernel) -> torch.Tensor:
 def lengthscales(kernel: gpytorch.kernels.Kernel) -> torch.Tensor:
     """Lengthscale of each latent dim: relevance^{-1/2} (for the linear kernel, 1 / sqrt(variance))."""
     return relevance(kernel) ** -0.5
+
+
+def relevant_columns(relevant_dims: np.ndarray, dims) -> np.ndarray:
+    """The latent dims ``dims`` picks, most relevant first, from ``relevant_dims`` (all Q dims in
+    decreasing relevance): ``"relevant"`` the two most relevant, an int k the k most relevant."""
+    Q = len(relevant_dims)
+    if isinstance(dims, str) and dims == "relevant":
+        k = min(2, Q)
+    elif isinstance(dims, numbers.Integral) and not isinstance(dims, bool) and 1 <= dims <= Q:
+        k = int(dims)
+    else:
+        raise ValueError(f"dims must be None, 'relevant' or an int in [1, {Q}]; got {dims!r}.")
+    return relevant_dims[:k].copy()

@@ -34,14 +34,14 @@ def fitted_rbf(ppca_400x5):
 
 def test_collapsed_bound_equals_svi_bound_at_optimal_q_u(fitted_rbf):
     est = fitted_rbf
-    model = est._model
-    Yc = est._frozen.rows - est._offset  # the centred (standardized) training rows
+    model = est.family_.module
+    Yc = est.family_.frozen.rows - est.family_.offset  # the centred (standardized) training rows
     N, D = Yc.shape
     with torch.no_grad():
-        collapsed, _, mean, root = CollapsedELBO(model, jitter=est._jitter).terms(Yc)
+        collapsed, _, mean, root = CollapsedELBO(model, jitter=est.family_.jitter).terms(Yc)
     # lvm's jitter is relative to K_uu's mean diagonal; GPyTorch's strategy takes it absolute.
     with torch.no_grad():
-        jitter = est._jitter * float(model.kernel(model.inducing_points, diag=True).mean())
+        jitter = est.family_.jitter * float(model.kernel(model.inducing_points, diag=True).mean())
     gp = SharedKernelGP(model.kernel, model.inducing_points.detach(), D, jitter=jitter)
     gp = gp.to(torch.float64)
     gp.set_whitened(mean, root)
@@ -58,8 +58,8 @@ def test_collapsed_bound_equals_svi_bound_at_optimal_q_u(fitted_rbf):
 
 
 def test_new_point_expected_log_likelihood_matches_monte_carlo(fitted_rbf):
-    post = fitted_rbf._posterior_model
-    Yc = fitted_rbf._frozen.rows[:5]
+    post = fitted_rbf.family_.posterior_model
+    Yc = fitted_rbf.family_.frozen.rows[:5]
     mu = torch.tensor(fitted_rbf.latent_mean_[:5])
     var = torch.tensor(fitted_rbf.latent_var_[:5])
     closed = post.expected_log_likelihood(Yc, mu, var)

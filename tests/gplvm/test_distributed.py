@@ -21,7 +21,7 @@ def _fit_shard(rank, world_size):
     shard = np.array_split(Y, [450])[rank]  # unequal shards on purpose
     m = lvm.BayesianGPLVM(batch_size=BATCH, **CFG).fit(shard)
     return {"Z": m.inducing_points_, "lengthscales": m.lengthscales_, "noise": m.noise_variance_,
-            "q_u_mean": m._posterior_model.mean.numpy(), "elbo": m.elbo_,
+            "q_u_mean": m.family_.posterior_model.mean.numpy(), "elbo": m.elbo_,
             "score": m.score(held_out), "n_rows": m.latent_mean_.shape[0]}
 
 

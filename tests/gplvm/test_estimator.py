@@ -129,7 +129,7 @@ def test_recovers_from_a_failed_cholesky(monkeypatch, Y):
 
     monkeypatch.setattr(collapsed, "psd_safe_cholesky", flaky)
     m = lvm.BayesianGPLVM(2, **SMALL).fit(Y)
-    assert m._jitter == pytest.approx(1e-5) and np.isfinite(m.elbo_)
+    assert m.family_.jitter == pytest.approx(1e-5) and np.isfinite(m.elbo_)
 
 
 def test_nan_objective_restores_state(monkeypatch, Y):
@@ -181,7 +181,7 @@ def test_bad_input(fitted, Y):
 @pytest.mark.parametrize("inference", ["collapsed", "svi"])
 def test_cuda(Y, inference):
     m = lvm.BayesianGPLVM(2, inference=inference, **{**SMALL, "device": "cuda"}).fit(Y)
-    assert m._posterior_model.chol.is_cuda
+    assert m.family_.posterior_model.chol.is_cuda
     Xt = m.transform(torch.as_tensor(Y[:5], device="cuda"))
     assert Xt.is_cuda and np.isfinite(m.score(Y[:5]))
 

@@ -50,7 +50,7 @@ def _oil(standardize, n_rows):
 
 def _gpy_copy(m, Yc):
     """GPy's BayesianGPLVM holding every parameter of the fitted lvm model ``m``."""
-    model = m._model
+    model = m.family_.module
     kern = GPy.kern.RBF(Q, variance=float(model.kernel.outputscale.detach()),
                         lengthscale=np.array(m.lengthscales_, dtype=np.float64), ARD=True)
     g = GPy.models.BayesianGPLVM(Yc, Q, X=m.latent_mean_.copy(), X_variance=m.latent_var_.copy(),
@@ -84,12 +84,12 @@ def test_bound_agrees_with_gpy_up_to_the_kuu_jitter(standardize, n_rows, max_ite
     # One noise variance: GPy's BayesianGPLVM has a single Gaussian noise.
     m = lvm.BayesianGPLVM(Q, n_inducing=M, kernel="rbf", noise="shared", max_iter=max_iter,
                           tol=None, device="cpu", random_state=0).fit(Y)
-    model = m._model
+    model = m.family_.module
     with torch.no_grad():
-        Zc = m._standardize(torch.as_tensor(Y)) - m._offset  # what lvm's bound sees
+        Zc = m._standardize(torch.as_tensor(Y)) - m.family_.offset  # what lvm's bound sees
         N = Zc.shape[0]
         kuu_mean = float(torch.diagonal(model.kernel(model.inducing_points).to_dense()).mean())
-        own = float(CollapsedELBO(model, m._jitter)(Zc)) / N
+        own = float(CollapsedELBO(model, m.family_.jitter)(Zc)) / N
         lvm_at_gpy_jitter = float(
             CollapsedELBO(model, GPy.inference.latent_function_inference.VarDTC.const_jitter
                           / kuu_mean)(Zc)) / N
@@ -112,7 +112,7 @@ def test_bound_agrees_with_gpy_up_to_the_kuu_jitter(standardize, n_rows, max_ite
     # with GPy's jitter (1e-8, absolute) lvm's bound is GPy's
     assert abs(lvm_at_gpy_jitter - gpy) <= tol, (lvm_at_gpy_jitter, gpy, tol)
     # with lvm's jitter (1e-6 of the mean diagonal) GPy's bound is lvm's elbo_ (less the Jacobian)
-    g.inference_method.const_jitter = m._jitter * kuu_mean
+    g.inference_method.const_jitter = m.family_.jitter * kuu_mean
     g.parameters_changed()
     gpy_at_lvm_jitter = _gpy_bound(g) / N
     assert abs(gpy_at_lvm_jitter - own) <= tol, (gpy_at_lvm_jitter, own, tol)

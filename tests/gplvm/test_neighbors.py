@@ -74,7 +74,7 @@ def test_the_term_moves_q_not_the_reported_bound(blobs, inference):
         kw.update(max_iter=8, batch_size=60)
     plain = lvm.BayesianGPLVM(2, neighbor_weight=0, **kw).fit(Y)
     mapped = lvm.BayesianGPLVM(2, neighbor_weight=10.0, **kw).fit(Y)
-    assert plain._neighbors is None and mapped._neighbors is not None
+    assert plain.family_.neighbors is None and mapped.family_.neighbors is not None
     # the map keeps more of each row's 15 nearest rows
     kept = [neighbor_overlap(Y, m.latent_mean_, 15) for m in (plain, mapped)]
     print(f"{inference}: overlap@15 {kept[0]:.3f} (weight 0) -> {kept[1]:.3f} (weight 10)")
@@ -83,7 +83,8 @@ def test_the_term_moves_q_not_the_reported_bound(blobs, inference):
         # the number reported is the bound itself at the fitted parameters (no term in it)
         Z = mapped._validate_Y(Y, reset=False)
         with torch.no_grad():
-            bound = CollapsedELBO(mapped._model, jitter=mapped._jitter)(Z - mapped._offset)
+            family = mapped.family_
+            bound = CollapsedELBO(family.module, jitter=family.jitter)(Z - family.offset)
         value = float(bound) / Y.shape[0] + mapped._log_jacobian
         assert mapped.elbo_ == pytest.approx(value, rel=1e-10)
         assert mapped.history_[-1]["train"] == pytest.approx(value, rel=1e-8)
@@ -108,9 +109,9 @@ def test_new_rows_fitted_against_the_map_are_row_independent(blobs):
 def test_auto_weight_is_on_for_maps_only(blobs):
     Y = blobs[0][:80]
     kw = dict(SMALL, max_iter=4, tol=None)
-    assert lvm.BayesianGPLVM(2, **kw).fit(Y)._neighbors is not None
-    assert lvm.BayesianGPLVM(3, **kw).fit(Y)._neighbors is None  # ARD: the evidence's dims
-    assert lvm.BayesianGPLVM(2, encoder=True, **kw).fit(Y)._neighbors is None
+    assert lvm.BayesianGPLVM(2, **kw).fit(Y).family_.neighbors is not None
+    assert lvm.BayesianGPLVM(3, **kw).fit(Y).family_.neighbors is None  # ARD: the evidence's dims
+    assert lvm.BayesianGPLVM(2, encoder=True, **kw).fit(Y).family_.neighbors is None
 
 
 @pytest.mark.slow

@@ -27,17 +27,17 @@ def _with_kernel(model, kernel):
 
 def test_bound_with_rbf_switched_off_is_the_linear_bound(fitted_linear):
     est = fitted_linear
-    lin_model = est._model
-    Yc = est._frozen.rows - est._offset
+    lin_model = est.family_.module
+    Yc = est.family_.frozen.rows - est.family_.offset
     rbf = make_kernel("rbf", 2).to(torch.float64)
     rbf.base_kernel.lengthscale = torch.tensor([0.8, 1.5], dtype=torch.float64)
     rbf.outputscale = torch.tensor(1e-13, dtype=torch.float64)
     both = gpytorch.kernels.AdditiveKernel(copy.deepcopy(lin_model.kernel), rbf)
     with torch.no_grad():
-        linear = float(CollapsedELBO(lin_model, jitter=est._jitter)(Yc))
-        summed = float(CollapsedELBO(_with_kernel(lin_model, both), jitter=est._jitter)(Yc))
+        linear = float(CollapsedELBO(lin_model, jitter=est.family_.jitter)(Yc))
+        summed = float(CollapsedELBO(_with_kernel(lin_model, both), jitter=est.family_.jitter)(Yc))
         rbf.outputscale = torch.tensor(0.3, dtype=torch.float64)
-        switched_on = float(CollapsedELBO(_with_kernel(lin_model, both), jitter=est._jitter)(Yc))
+        switched_on = float(CollapsedELBO(_with_kernel(lin_model, both), jitter=est.family_.jitter)(Yc))
     print(f"collapsed bound: linear {linear:.10f}, linear+rbf (sigma^2 = 1e-13) {summed:.10f}, "
           f"(sigma^2 = 0.3) {switched_on:.6f} nats")
     assert summed == pytest.approx(linear, rel=1e-9, abs=1e-9)
@@ -105,7 +105,7 @@ def test_held_out_evidence_on_linear_data_matches_ppca():
         se = d.std(ddof=1) / len(d) ** 0.5
         print(f"held-out (neighbor_weight={weight}): linear+rbf {gplvm.mean():.4f}, PPCA "
               f"{ppca.mean():.4f}, difference {d.mean():.4f} +- {se:.4f}; RBF outputscale "
-              f"{float(m._model.kernel.kernels[1].outputscale.detach()):.2g}")
+              f"{float(m.family_.module.kernel.kernels[1].outputscale.detach()):.2g}")
         if weight == 0:
             assert abs(d.mean()) < 0.02
         else:  # the fair-comparison guarantee: not below the linear model it contains
