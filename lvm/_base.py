@@ -39,6 +39,7 @@ epoch, usable, with ``converged_ = False``; the exception still propagates.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import numbers
 from typing import Any
@@ -60,7 +61,7 @@ from ._scoring import EvidenceAPI
 
 
 class LatentVariableModel(EvidenceAPI, DataGate, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
-                          BaseEstimator):
+                          BaseEstimator, metaclass=abc.ABCMeta):
     """Base class of the lvm estimators: a latent x ~ N(0, I) and a decoder y | x ~ p(y | f(x)).
 
     Not used directly; see :class:`lvm.PPCA`, :class:`lvm.FactorAnalysis`, :class:`lvm.VAE` and
@@ -336,20 +337,25 @@ class LatentVariableModel(EvidenceAPI, DataGate, ClassNamePrefixFeaturesOutMixin
     def _check_training_data(self, T: torch.Tensor) -> None:
         """Checks (or warnings) on the raw training rows, before standardization."""
 
-    def _fit(self, Y: torch.Tensor) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _fit(self, Y: torch.Tensor) -> None:
+        """Learn the parameters from the validated, standardized rows ``Y``."""
 
-    def _posterior(self, Y: torch.Tensor):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _posterior(self, Y: torch.Tensor):
+        """Mean and standard deviation of q(x | y) of the rows ``Y``."""
 
-    def _decode(self, X: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _decode(self, X: torch.Tensor) -> torch.Tensor:
+        """The decoder's mean E[y | x] (model coordinates)."""
 
-    def _decoder_sample(self, X: torch.Tensor, generator) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _decoder_sample(self, X: torch.Tensor, generator) -> torch.Tensor:
+        """A draw of the decoder output f at ``X``."""
 
-    def _likelihood_module(self):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _likelihood_module(self):
+        """The likelihood p(y | f)."""
 
     def _sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         from .latents import sample_prior

@@ -35,6 +35,7 @@ as one object behind an abstract base answers them all through :mod:`lvm._family
 
 from __future__ import annotations
 
+import abc
 import math
 import warnings
 from dataclasses import dataclass
@@ -118,7 +119,7 @@ class GradientLatentModel(MonteCarloEvidence, LatentVariableModel):
 
     Hooks (the family's math, on standardized data ``Z``):
 
-    ``_plan()`` -> :class:`TrainingPlan`
+    ``_current_plan()`` -> :class:`TrainingPlan` (the fit in progress's)
     ``_build(Z)`` -> the ``nn.Module`` to train (stored as ``self._model``)
     ``_global_parameters()``, ``_local_parameters()``
         the shared and the per-row parameters of ``self._model``.
@@ -136,6 +137,9 @@ class GradientLatentModel(MonteCarloEvidence, LatentVariableModel):
     ``_latent_dim(Z)``: K (``n_components``, unless the family derives it from the data).
     ``_add_rows(Z)`` (``partial_fit``): prepare new rows; return True if the local parameters changed.
     ``_on_failure(retry, exception)``: act on a numerical failure; return what was done.
+
+    The ones without a default are abstract; :class:`lvm._family.FamilyEstimator` answers all
+    of them from a :class:`lvm._family.Family` object.
     """
 
     evidence_kind = "importance-weighted estimate"
@@ -148,16 +152,13 @@ class GradientLatentModel(MonteCarloEvidence, LatentVariableModel):
     }
 
     # ------------------------------------------------------------------ family hooks
-    def _plan(self) -> TrainingPlan:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _build(self, Z):
+        """The ``nn.Module`` to train on the rows ``Z`` (stored as ``self._model``)."""
 
-    def _build(self, Z):  # pragma: no cover - abstract
-        raise NotImplementedError
-
+    @abc.abstractmethod
     def _current_plan(self) -> TrainingPlan:
-        """The plan of the fit in progress: ``_plan()`` (the family estimators on
-        :class:`lvm._family.FamilyEstimator` compute it once per fit and keep it)."""
-        return self._plan()
+        """The plan of the fit in progress (computed once per fit)."""
 
     def _global_parameters(self):
         return list(self._model.parameters())
@@ -165,20 +166,24 @@ class GradientLatentModel(MonteCarloEvidence, LatentVariableModel):
     def _local_parameters(self):
         return []
 
-    def _batch_objective(self, z, rows, generator):  # pragma: no cover - minibatch families
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _batch_objective(self, z, rows, generator):
+        """Minibatch mode: ``(per_row, global_term)`` of the rows ``z``."""
 
-    def _full_objective(self, Z):  # pragma: no cover - full-batch families
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _full_objective(self, Z):
+        """Full-batch mode: the bound summed over all rows."""
 
     def _full_penalty(self, Z):
         return 0.0
 
-    def _posterior_params(self, Z):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _posterior_params(self, Z):
+        """(mu, var) of q(x | z) for the rows ``Z``."""
 
-    def _log_likelihood(self, z, x):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _log_likelihood(self, z, x):
+        """log p(z | x), shape (S, n), for draws ``x`` of shape (S, n, K)."""
 
     def _finalize(self) -> None:
         pass
