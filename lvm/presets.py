@@ -24,9 +24,9 @@ MODELS = {
     "diffusion": ("DiffusionModel", {}, {"max_epochs": 300}),
     # lvm embed's default: the VAE with the neighbour term and the refined map (its evidence is
     # still a bound of its own decoder's model). On USPS, in one run of benchmarks/embed.py at
-    # weights 0 / 3 / 30 / 300 / 1000: held-out 25.1 / 34.1 / 36.9 / 28.2 / 16.6 nats per point,
-    # test 5-NN 0.746 / 0.871 / 0.906 / 0.923 / 0.923, trustworthiness 0.892 / 0.943 / 0.950 /
-    # 0.946 / 0.941: 30 has the best evidence and trustworthiness of them. Most of the map's
+    # weights 0 / 3 / 30 / 300 / 1000: held-out 29.1 / 35.2 / 37.7 / 27.9 / 19.5 nats per point,
+    # test 5-NN 0.733 / 0.874 / 0.905 / 0.926 / 0.924, trustworthiness 0.892 / 0.949 / 0.962 /
+    # 0.959 / 0.957: 30 has the best evidence and trustworthiness of them. Most of the map's
     # faithfulness comes from the refinement: fitted for 100 epochs, test trustworthiness@5 was
     # 0.918 unrefined, 0.956 after 200 steps against 512 drawn negatives, 0.959 after 400, 0.962
     # after 800 against 64 (at a fifth of the cost per step); 70 epochs and 800 steps gave 0.958,
