@@ -98,6 +98,7 @@ def lvm_vae(Y, *, K, hidden, epochs, batch_size, lr, device, seed):
     # per-feature noise and the nested start at the linear model, train a different model).
     model = lvm.VAE(K, hidden_sizes=hidden, batch_size=batch_size, max_epochs=epochs,
                     learning_rate=lr, validation_fraction=0.0, noise="shared", init="random",
+                    neighbor_weight=0.0,  # the hand loop is the plain VAE: no neighbour term
                     device=device, random_state=seed)
     sync(device)
     t0 = time.perf_counter()
