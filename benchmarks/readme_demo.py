@@ -23,9 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- demo-table:start -->", "<!-- demo-table:end -->"
 ROW = re.compile(r"^(\S+)\s+(linear|neural|gaussian process|diffusion)\s+(\d+)\s+"
                  r"(exact|importance-weighted estimate|lower bound|\S+(?: \S+)*?)\s+"
-                 r"(E log p\(y\+u\)|log P\(y\)|log p\(y\))\s+"
+                 r"(E log p\(y\+u\)|log P\(y(?: \| s)?\)|log p\(y\))\s+"
                  r"(-?[\d.]+)\s+(-?[\d.]+)\s+([\d.]+)\s")
-PROGRESS = re.compile(r"^\[(\d+)/(\d+)\] (\w+)\W.*fit ([\d.]+) s, score ([\d.]+) s")
+PROGRESS = re.compile(r"^\[(\d+)/(\d+)\] (\S+?)(?::| \.\.\.).*fit ([\d.]+) s, score ([\d.]+) s")
 
 
 def run_demo(out: Path):
