@@ -48,7 +48,7 @@ class Family(nn.Module, abc.ABC):
     Parameters
     ----------
     likelihood : lvm.likelihoods.Likelihood
-        p(z | f), the observation model (kept as the submodule ``likelihood``).
+        The observation model p(z | f) (kept as the submodule ``likelihood``).
 
     Notes
     -----

@@ -92,11 +92,35 @@ def n_validation_rows(n: int, fraction: float) -> int:
 class TrainingPlan:
     """How a family trains, read by the layer from the family's hyper-parameters.
 
-    ``mode``: "minibatch" (one pass over the rows per epoch) or "full" (``steps_per_epoch``
-    optimizer iterations on all rows per epoch). ``iters_per_epoch`` converts epochs into the
-    unit of the family's iteration budget (``n_iter_``). ``limit_message`` ("in max_iter=100
-    iterations"), ``budget_parameter`` and ``budget_hint`` word the ConvergenceWarning when the
-    budget runs out.
+    Parameters
+    ----------
+    mode : {"minibatch", "full"}
+        One pass over the rows per epoch in minibatches, or ``steps_per_epoch`` optimizer
+        iterations on all rows per epoch.
+    optimizer : str
+        A name of :data:`OPTIMIZERS` ("adam", "lbfgs").
+    learning_rate : float
+        Its step size.
+    max_epochs : int
+        The budget, in epochs.
+    tol : float or None
+        The plateau rule's relative tolerance (None: run the whole budget).
+    batch_size : int, default=0
+        Rows per minibatch (minibatch mode).
+    steps_per_epoch : int, default=1
+        Optimizer iterations per epoch (full-batch mode).
+    iters_per_epoch : int, default=1
+        Converts epochs into the unit of the family's iteration budget (``n_iter_``).
+    validation_fraction : float, default=0.0
+        The rows held out for early stopping.
+    patience : int, default=10
+        Epochs without a better validation objective before stopping.
+    limit_message : str or None, default=None
+        How the ConvergenceWarning words the budget ("in max_iter=100 iterations").
+    budget_parameter : str, default="max_epochs"
+        The hyper-parameter the warning says to raise.
+    budget_hint : str, default=""
+        More words for the warning.
     """
 
     mode: str

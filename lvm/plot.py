@@ -401,6 +401,7 @@ def comparison(table, Y=None, labels=None, *, images=None):
     Returns
     -------
     matplotlib.figure.Figure
+        One panel per model and the evidence chart.
     """
     n = len(table)
     fig = _figure((4.2 * n + 4.5, 4.5))

@@ -603,8 +603,10 @@ class LogLinkCountLikelihood(CountLikelihood):
 
     @classmethod
     def from_data(cls, Y, **preferences):
-        """Make a likelihood for the training counts ``Y`` (:meth:`_from_counts`); with the
-        offset, record their mean total (NaN entries left out).
+        """Make a likelihood for the training counts ``Y``.
+
+        Made by ``_from_counts``; with the offset, the training rows' mean total (NaN entries
+        left out) is recorded as the size factors' reference.
 
         Parameters
         ----------
@@ -629,7 +631,20 @@ class LogLinkCountLikelihood(CountLikelihood):
         return cls()
 
     def log_size(self, y: torch.Tensor, mask=None) -> torch.Tensor:
-        """log s_n of each row, shape (..., 1); zeros without the offset."""
+        """Return the log size factor log s_n of each row (zeros without the offset).
+
+        Parameters
+        ----------
+        y : torch.Tensor of shape (..., D)
+            Rows of counts.
+        mask : torch.Tensor of bool, optional
+            True where an entry is observed (the total is over those).
+
+        Returns
+        -------
+        torch.Tensor of shape (..., 1)
+            The log of the total over the reference total (the total at least 1/2).
+        """
         if not self.library:
             return torch.zeros_like(y[..., :1])
         total = _fill(y, mask).sum(-1, keepdim=True).clamp_min(0.5)
@@ -655,8 +670,9 @@ class LogLinkCountLikelihood(CountLikelihood):
         return super().log_prob(y, f + self.log_size(y, mask) if self.library else f, mask)
 
     def expected_log_prob(self, y, mean, var, mask=None):
-        """Expected log-probability E_{f ~ N(mean, var)} log P(y | f) per row (the offset shifts
-        the mean of f).
+        """Expected log-probability E_{f ~ N(mean, var)} log P(y | f) per row.
+
+        With the offset, the row's log size factor shifts the mean of f.
 
         Parameters
         ----------
@@ -679,8 +695,9 @@ class LogLinkCountLikelihood(CountLikelihood):
         return super().expected_log_prob(y, mean, var, mask)
 
     def log_marginal(self, y, mean, var, mask=None):
-        """Log marginal probability log E_{f ~ N(mean, var)} P(y | f) per row (the offset
-        shifts the mean of f).
+        """Log marginal probability log E_{f ~ N(mean, var)} P(y | f) per row.
+
+        With the offset, the row's log size factor shifts the mean of f.
 
         Parameters
         ----------
