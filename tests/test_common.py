@@ -74,7 +74,7 @@ def _factories():
         "BayesianGPLVM-svi": lambda seed=0: lvm.BayesianGPLVM(
             2, inference="svi", n_inducing=10, max_iter=5, batch_size=64, transform_max_iter=60,
             n_importance_samples=32, device="cpu", random_state=seed),
-        "LinearFree": lambda seed=0: LinearFree(2, device="cpu", random_state=seed),
+        "LinearFree": lambda seed=0: LinearFree(2, max_epochs=5, device="cpu", random_state=seed),
     }
 
 

@@ -40,6 +40,9 @@ def ranks():
     return run_ranks(_fit_shard, 2)
 
 
+# Two spawned gloo processes (5.5 s, shared by the two tests below): slow, -m slow runs them;
+# the default suite keeps the linear families' two-rank check (tests/linear/test_distributed.py).
+@pytest.mark.slow
 def test_both_ranks_end_with_the_same_global_parameters(ranks):
     (s0, r0), (s1, r1) = ranks
     assert s0 == "ok" and s1 == "ok", (r0, r1)
@@ -50,6 +53,7 @@ def test_both_ranks_end_with_the_same_global_parameters(ranks):
     assert (r0["n_rows"], r1["n_rows"]) == (450, 350)  # q(x) stays local to its rows
 
 
+@pytest.mark.slow
 def test_held_out_evidence_close_to_single_process(ranks):
     Y, held_out = _data()
     single = lvm.BayesianGPLVM(batch_size=2 * BATCH, **CFG).fit(Y)

@@ -78,6 +78,7 @@ def test_score_is_at_or_above_the_bound_of_each_row_within_the_monte_carlo_error
     assert diff.mean() > -3 * se
 
 
+@pytest.mark.slow  # 5 s: a Q = 5 fit to its ARD optimum
 def test_ard_switches_off_unused_dims():
     # A noisy one-dimensional curve in five dims, fitted with three latent dims.
     rng = np.random.RandomState(0)
@@ -195,6 +196,7 @@ def test_transform_of_training_rows_is_their_fitted_q_x(fitted, Y):
     assert not np.allclose(fitted.transform(new), fitted.latent_mean_[:3])
 
 
+@pytest.mark.slow  # 3.6 s: the default fit and a 10x longer one
 def test_default_tol_stops_on_the_plateau_at_the_long_fits_evidence(Y):
     """tol="auto" (L-BFGS: 1e-3 of the bound over 50 iterations) ends both stages of the
     per-feature fit well inside max_iter, at the bound a three times longer run reaches."""
