@@ -650,6 +650,11 @@ class LogLinkCountLikelihood(CountLikelihood):
         total = _fill(y, mask).sum(-1, keepdim=True).clamp_min(0.5)
         return torch.log(total / self.reference_total.to(total))
 
+    def _offset(self, f, y, mask):
+        """f (or the mean of a belief about it) shifted by each row's log size factor; f itself
+        without the offset (no zeros added on the way)."""
+        return f + self.log_size(y, mask) if self.library else f
+
     def log_prob(self, y, f, mask=None):
         """Log-probability log P(y | f) per row (with the offset: of means s_n exp(f)).
 
@@ -667,7 +672,7 @@ class LogLinkCountLikelihood(CountLikelihood):
         torch.Tensor of shape (...)
             The log-probability of each row, in nats.
         """
-        return super().log_prob(y, f + self.log_size(y, mask) if self.library else f, mask)
+        return super().log_prob(y, self._offset(f, y, mask), mask)
 
     def expected_log_prob(self, y, mean, var, mask=None):
         """Expected log-probability E_{f ~ N(mean, var)} log P(y | f) per row.
@@ -688,8 +693,7 @@ class LogLinkCountLikelihood(CountLikelihood):
         torch.Tensor of shape (...)
             The expectation per row, in nats.
         """
-        shifted = mean + self.log_size(y, mask) if self.library else mean
-        return self._expected_log_prob(y, shifted, var, mask)
+        return self._expected_log_prob(y, self._offset(mean, y, mask), var, mask)
 
     def _expected_log_prob(self, y, mean, var, mask=None):
         return super().expected_log_prob(y, mean, var, mask)
@@ -713,8 +717,7 @@ class LogLinkCountLikelihood(CountLikelihood):
         torch.Tensor of shape (...)
             The log marginal probability per row, in nats.
         """
-        shifted = mean + self.log_size(y, mask) if self.library else mean
-        return super().log_marginal(y, shifted, var, mask)
+        return super().log_marginal(y, self._offset(mean, y, mask), var, mask)
 
     def link_transform(self, y):
         """The counts on the log-mean scale, log(y + 1/2) less the row's log size factor.
@@ -729,7 +732,7 @@ class LogLinkCountLikelihood(CountLikelihood):
         torch.Tensor
             Log-means, of the shape of ``y``.
         """
-        return self.inverse_mean(y + 0.5) - self.log_size(y)
+        return super().link_transform(y) - self.log_size(y)
 
     def mean(self, f):
         """Return E[y | f] = exp(f).
