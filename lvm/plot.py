@@ -403,11 +403,14 @@ def comparison(table, Y=None, labels=None, *, images=None):
     matplotlib.figure.Figure
         One panel per model and the evidence chart.
     """
+    from ._compare import _count_likelihood
+
     n = len(table)
     fig = _figure((4.2 * n + 4.5, 4.5))
     axes = fig.subplots(1, n + 1, gridspec_kw={"width_ratios": [1] * n + [1.1]})
     for ax, rec in zip(axes[:-1], table):
-        counts = rec["evidence_of"].startswith("log P(y")  # a count likelihood's rows
+        # the rows the model was fitted on: the integers for a count likelihood (lvm.compare's rule)
+        counts = _count_likelihood(rec["estimator"]) is not None
         rows = Y if Y is not None else table.train_counts if counts else table.train_data
         if not rec["estimator"].has_embedding:
             shape, pixels = images if images is not None else (None, None)
