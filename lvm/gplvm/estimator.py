@@ -65,64 +65,35 @@ class BayesianGPLVM(FamilyEstimator):
         the linear model and starts at it (the linear part at the PCA solution, the RBF outputscale at
         a tenth of the linear variances' sum); ``"matern"``: ScaleKernel(MaternKernel(nu=2.5, ard)),
         SVI only. A kernel instance is copied; collapsed inference needs one of the first three forms.
-        Held-out log p(y) per point of ``"linear+rbf"`` minus ``"rbf"`` (paired over the points of
-        an 80/20 split, Q = 2, collapsed defaults, random_state=0): +0.004 +- 0.010 on
-        ``make_ppca(600, 10, 2)`` (where it switches its RBF part off and matches PPCA), +0.57 +- 0.41
-        on oil flow (+1.47 +- 0.22 at Q = 10), +0.36 +- 0.41 on the dequantized digits. The default
-        stays ``"rbf"``: on oil flow at Q = 10 (random_state=0) the sum's 3 effective dims give
-        98.0 % 10-fold 1-NN accuracy against the 99 % that ``"rbf"`` reaches (99.8 % with seeds 1, 2).
+        The default is ``"rbf"``, for its maps (:doc:`/gplvm_defaults`).
     inference : {"collapsed", "svi"}, default="collapsed"
     likelihood : str, default="gaussian"
-        One of "gaussian", "bernoulli", "poisson", "negative_binomial", "binomial(n=...)".
-        Any likelihood of :mod:`lvm.likelihoods` with ``inference="svi"`` (the count
-        likelihoods need non-negative integer data; see :class:`lvm.VAE`); the collapsed bound
+        Any likelihood of :mod:`lvm.likelihoods` ("gaussian", "bernoulli", "poisson",
+        "negative_binomial", "binomial(n=...)") with ``inference="svi"``; the collapsed bound
         needs the Gaussian.
     noise : {"shared", "per_feature"}, default="per_feature"
         Gaussian likelihood: one noise variance, or one per feature (as Factor Analysis); in the
         collapsed bound the latter is a sum of D single-output bounds (:mod:`lvm.gplvm.collapsed`),
         fitted in two stages: the shared-noise model first, then one noise per feature from its
-        optimum (see ``max_iter``), so per-feature noise starts where shared noise ends
-        (on standardized oil flow, Q=10: bound -1.152 vs -1.235 shared; fitted in one stage it
-        ended at -2.512). Likelihoods without a noise variance ignore it. The default
-        was chosen by held-out evidence (``score``, nats per point, ``shared`` vs
-        ``per_feature``, default settings otherwise): -6.835 vs -6.840 on
-        ``make_ppca(900, 10, 2, noise=0.1)`` (isotropic noise; 600 rows train, 300 test, Q=2),
-        -11.825 vs -9.958 on the same with per-feature noise variances geomspace(0.02, 1),
-        8.892 vs 8.423 on oil flow as stored (train / test, Q=2), -3.470 vs -1.424 on oil flow
-        standardized per feature, and -147.2 vs -123.6 on the digits (0..16 + U[0, 1), 80/20,
-        Q=5), measured with one-stage fits: per-feature noise costs 0.005 nats on isotropic data
-        and gains 1.9 to 23.6 where the features differ; on raw oil flow its one-stage fit ended
-        in a worse local optimum (training bound 7.28 vs 7.63), which the two stages remove
-        (training bound 7.733, held-out 9.166 vs 8.892 shared). As with Factor Analysis, a feature
-        constant in the training rows gets a tiny noise variance (fit warns; dequantize integer
-        data or pass ``"shared"``). ARD with ``"per_feature"`` may switch off more latent dims,
-        since a feature can be explained as noise.
+        optimum (see ``max_iter``), so per-feature noise starts where shared noise ends.
+        Likelihoods without a noise variance ignore it. Chosen by held-out evidence
+        (:doc:`/gplvm_defaults`). A feature constant in the training rows gets a tiny noise
+        variance (fit warns; dequantize integer data or pass ``"shared"``).
     encoder : bool, default=False
         Back-constrained (amortized) q(x | y): an MLP residual on the PCA projection gives mu and s,
-        so :meth:`transform` is one forward pass. Otherwise q(x*) of new points is fitted with the
-        model frozen.
+        so :meth:`transform` is one forward pass. Otherwise q(x*) of new rows is fitted.
     neighbor_weight : float or "auto", default="auto"
         ``"auto"``: 3.0 for a map (``n_components <= 2``), 0 otherwise (a larger Q is fitted for
-        its evidence and its ARD relevances, which the term would spread over every dim). The
-        weight of a neighbour-preservation term on the means of q(x) (t-SNE's contrastive loss on
-        a kNN graph of the training rows, :mod:`lvm.latents.neighbors`, in its
-        deterministic full-batch form :meth:`~lvm.latents.neighbors.NeighborGraph.loss`): the
-        optimizer maximizes the bound minus ``neighbor_weight`` times the sum of the rows' terms,
-        and q(x*) of a new row is fitted the same way, its term taken against the fitted
-        training map. The bound is a bound for any q(x), so every number reported (``elbo_``,
-        ``history_``, :meth:`score_samples`) stays the bound or estimate of the GP model; the
-        term only picks which q, and through it which decoder, the fit ends at. 0 fits the bound
-        alone (the evidence-first setting). Ignored with ``encoder=True``. On scikit-learn's
-        digits, standardized (1797 x 64, Q = 2, defaults, random_state=0, one thread): 10-fold
-        1-NN accuracy of the training map 0.886 at weight 3, 0.816 at 1, 0.751 at 0, with
-        training bounds -19.96, -23.73 and -29.83 nats per point (the term steers the optimizer
-        away from the optimum where near-constant pixels hold the latents); on an 80/20 split,
-        held-out log p(y) per point -26.9 +- 4.5 (median -13.5), -19.9 +- 4.2 and -56080 +-
-        55975 (one test row near -2e7), test 1-NN of the transformed rows 0.814, 0.736 and
-        0.669. On linear data (``make_ppca(600, 10, 2)``, 80/20) held-out minus PPCA's, paired:
-        -0.052 +- 0.029 at 3, -0.017 +- 0.019 at 1, -0.012 +- 0.017 at 0: the price of the map
-        where the data have no clusters. The term's cost per L-BFGS iteration on the digits:
-        about +50 % (0.119 against 0.076 s; +15 % with 256 negatives, whose map reached 0.868).
+        its evidence and ARD relevances, which the term would spread over every dim). The weight
+        of a neighbour-preservation term on the means of q(x) (t-SNE's contrastive loss on a kNN
+        graph of the training rows, :meth:`lvm.latents.neighbors.NeighborGraph.loss`): the
+        optimizer maximizes the bound minus ``neighbor_weight`` times the rows' terms, and q(x*)
+        of a new row is fitted the same way against the training map. The bound holds for any
+        q(x), so every number reported stays the GP model's bound or estimate; the term only
+        picks the q, and through it the decoder, the fit ends at. 0: the bound alone (the
+        evidence-first setting). Ignored with ``encoder=True``. It keeps the clusters that the
+        per-feature noise stage would otherwise lose to near-constant features (digits' 1-NN
+        0.886 at 3, 0.751 at 0; :doc:`/gplvm_defaults`).
     n_neighbors : int, default=15
         k of the neighbour term's graph (Euclidean, standardized data).
     optimizer : {"auto", "lbfgs", "adam"}, default="auto"
@@ -136,35 +107,19 @@ class BayesianGPLVM(FamilyEstimator):
         Stop (each stage) on a plateau of the bound: when the bound per point rose by less than
         ``tol * max(1, |bound|)`` over the last five groups of steps (50 L-BFGS iterations, 250
         Adam iterations, five epochs for SVI). ``"auto"``: 1e-3 for L-BFGS (the deterministic
-        collapsed bound), 1e-6 for Adam. None: run all of ``max_iter``.
-        The L-BFGS rule was chosen on small tables (``benchmarks/small.py``: 75/25 splits, Q = 2,
-        one thread on a busy 2-core machine; held-out log p(y) per point, the defaults against
-        ``max_iter=10000, tol=None``): diabetes (331 x 10) 210 iterations, 5.0 s, -10.622 against
-        -10.620 (tol=1e-6 before: 500 iterations, 9.7 s, -10.620); tanh of a PPCA table
-        (450 x 20) 390 iterations, 9.7 s, -17.59 against -19.03 (the longer fit overfits;
-        tol=1e-6: 880 iterations, 20.4 s, -18.27); digits' first 300 rows, dequantized
-        (225 x 64) 340 iterations, 5.7 s. tol=1e-4 ran 250, 1000 and 440 iterations for
-        held-out -10.621, -18.58 and -68.74 (-68.81 at 1e-3). On USPS (7291 x 256) the first
-        stage runs its 500 iterations (the bound still rising 0.36 nats per point per 50) and
-        the second stops after 250 at 1e-3 (fit 324 s, held-out 39.14 nats per point with 300
-        transform steps) or runs its 500 at 1e-4 (477 s, 39.50).
+        collapsed bound), 1e-6 for Adam. None: run all of ``max_iter``. The L-BFGS rule was
+        chosen on small tables against ten times the budget (:doc:`/gplvm_defaults`).
     batch_size : int, default=256
         Minibatch size for SVI.
     transform_max_iter : int, default=100
         Adam steps (learning rate 0.05) fitting q(x*) of new points in :meth:`transform` and
         :meth:`score_samples`, each started at its nearest training row's q(x) (variance 0.1); a
-        fixed count, so a point's result does not depend on the others. On USPS (7291 training
-        rows fitted with the defaults, the 2007 test rows transformed; one thread, busy 2-core
-        machine), two fits (1000 and 750 L-BFGS iterations): 300 steps took 70.5 s and 19.8 s
-        (the second after the packed Psi_2 contraction) with test 1-NN 0.739 and 0.737 and
-        held-out 39.50 and 39.14 nats per point; 100 steps 14.3 s and 5.2 s, 1-NN 0.725 and
-        0.743, held-out 39.68 and 39.46 (paired, 100 minus 300 steps: +0.18 +- 0.09 and
-        +0.32 +- 0.10: the longer fit narrows q(x*), a worse importance proposal).
+        fixed count, so a point's result does not depend on the others. On USPS, 100 steps
+        gave the held-out evidence of 300 in a quarter of the time (:doc:`/gplvm_defaults`).
     n_importance_samples : int, default=100
         Draws from q(x*) per point in :meth:`score_samples`.
     relevance_threshold : float, default=0.01
-        A latent dim counts in ``effective_dims_`` when its relevance (1 / lengthscale^2) is at least
-        this fraction of the largest.
+        A latent dim counts in ``effective_dims_`` when its relevance is at least this fraction.
     device, dtype, random_state, verbose
         As for every lvm estimator; ``dtype=None`` computes in float64.
 
@@ -186,10 +141,8 @@ class BayesianGPLVM(FamilyEstimator):
         ARD lengthscales (for the linear kernel, variance^{-1/2}; for ``"linear+rbf"``,
         (v_q + sigma^2 / l_q^2)^{-1/2}).
     relevance_ : ndarray (n_components,)
-        1 / lengthscale^2, divided by its largest value: 1 for the most relevant dim. For
-        ``"linear+rbf"`` that is v_q + sigma^2 / l_q^2, the variance of the GP's slope along dim q
-        (linear variance plus RBF outputscale over squared lengthscale), so a dim counts when either
-        part uses it.
+        1 / lengthscale^2 over its largest value. For ``"linear+rbf"``, v_q + sigma^2 / l_q^2:
+        the variance of the GP's slope along dim q, so a dim counts when either part uses it.
     relevant_dims_ : ndarray of int
         Latent dims in decreasing relevance.
     effective_dims_ : int
@@ -200,9 +153,8 @@ class BayesianGPLVM(FamilyEstimator):
     train_evidence_ : float
         The same (every lvm estimator's name for its training objective per point).
     history_ : list of dict
-        The bound per point (``"train"``) after each group of steps; ``"n_iter"`` counts optimizer
-        iterations (collapsed) or epochs (SVI); ``"epoch"`` numbers the records and
-        ``"validation"`` is None (the layout of every lvm estimator).
+        The bound per point (``"train"``) after each group of steps, ``"n_iter"`` optimizer
+        iterations (collapsed) or epochs (SVI): the layout of every lvm estimator.
     n_iter_ : int
         Optimizer iterations (collapsed) or epochs (SVI) run.
     converged_ : bool
@@ -219,34 +171,17 @@ class BayesianGPLVM(FamilyEstimator):
     point's estimate is deterministic, independent of the other rows, and independent across rows.
 
     **Missing values** (NaN in ``Y``) are missing at random, entry by entry: the collapsed bound
-    sums, for each output dim, the single-output bound of the rows where it is observed (one
-    batched Cholesky over the D dims, :mod:`lvm.gplvm.collapsed`), the SVI bound masks the
-    likelihood, and an amortized q(x | y) sees the zero-filled row and its mask. ``transform`` and
-    ``score_samples`` of a row with NaN fit q(x*) to its observed entries (the model frozen) and
-    estimate log p(y_o); :class:`lvm.LatentImputer` fills the NaN with E[y_m | y_o] by importance
-    sampling from q(x*). A row needs at least one observed entry.
-
-    **2-D maps and per-feature noise.** Without the neighbour term (``neighbor_weight=0``), on
-    scikit-learn's digits, standardized (1797 x 64, Q = 2, random_state=0), the 10-fold 1-NN
-    accuracy of ``transform(Y)`` is 0.764; it peaks at
-    the end of the shared-noise stage (0.82 to 0.84 from the PCA start) and falls in the
-    per-feature stage, where the features that are nearly constant (border pixels, nonzero in a
-    few rows) get a noise variance near the floor and the latents move to fit their rare values
-    (bound -62.0 to -30.2 nats per point). A spectral start (Laplacian eigenmaps of a 15-NN
-    graph) reaches 0.879 after the shared stage and a better bound after both (-20.4), but
-    0.756; keeping q(x) fixed in the per-feature stage keeps 0.878 and costs held-out evidence
-    (80/20 split: -229.9 +- 191.7 against -36.0 +- 19.5 nats per point for the defaults). So
-    the evidence was kept, and the neighbour term (on by default for Q <= 2) is what keeps the
-    map: 0.886, with a better bound than either. ``noise="shared"`` keeps the shared stage's map
-    (about 0.82 here) at the cost of that evidence; dequantizing and dropping the near-constant
-    features removes the cause. (Measured on a busy 2-core machine.)
+    sums, per output dim, the single-output bound of the rows where it is observed
+    (:mod:`lvm.gplvm.collapsed`), the SVI bound masks the likelihood, and an amortized q(x | y)
+    sees the zero-filled row and its mask. ``transform`` and ``score_samples`` of a row with NaN
+    fit q(x*) to its observed entries and estimate log p(y_o); :class:`lvm.LatentImputer` fills
+    the NaN with E[y_m | y_o]. A row needs at least one observed entry.
 
     **Scaling out** (``inference="svi"``): :meth:`partial_fit` streams chunks of rows. Under
-    ``torch.distributed`` (e.g. ``torchrun``; gloo on CPUs, nccl on GPUs) each rank calls
-    ``fit(Y_shard)`` with its own rows: the standardization and the PCA start use all-reduced
-    moments, rank 0's inducing inputs, kernel, q(u) and noise are broadcast, every step sums the
-    global parameters' gradients over ranks (see :mod:`lvm._gradient`), and q(x_n) stays on the
-    rank that owns row n. All ranks end with the same global parameters. Collapsed inference is
+    ``torch.distributed`` (``torchrun``; gloo on CPUs, nccl on GPUs) each rank calls
+    ``fit(Y_shard)``: the standardization and the PCA start use all-reduced moments, rank 0's
+    global parameters are broadcast and every step sums their gradients over ranks
+    (:mod:`lvm._gradient`); q(x_n) stays on the rank that owns row n. Collapsed inference is
     single-process.
 
     References
