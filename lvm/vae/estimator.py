@@ -160,13 +160,8 @@ class VAE(FamilyEstimator):
         ELBO alone; larger values trade held-out evidence for a map that keeps the data's
         neighbourhoods, as a 2-D map for the eye must (``lvm embed``'s model,
         ``lvm.cli.MODELS["embed"]``, uses 30; ``benchmarks/embed.py`` prints the trade-off
-        curve). The default, 3, was chosen as the weight that organizes the map at no measured
-        cost in evidence (K=2, defaults otherwise): on scikit-learn's digits (standardized,
-        10-fold 1-NN accuracy of the posterior means) 0.799 at 0, 0.836 at 1, 0.881 at 3, 0.910
-        at 10; held-out IWAE on the digits (0..16 + U[0, 1), 80/20) -131.26 +- 0.61 at 0 and
-        -130.80 +- 0.71 at 3; on USPS (train / test) 33.41 and 32.85 at 0, 32.80 and 33.68 at 3
-        (random_state 0 and 1), with test 5-NN accuracy 0.740 and 0.744 at 0, 0.765 and 0.767
-        at 3.
+        curve). The default, 3, organizes the map at no measured cost in evidence (digits'
+        10-fold 1-NN 0.799 at 0, 0.881 at 3; the measurements are in :ref:`embedding`).
     n_neighbors : int, default=15
         k of the neighbour term's graph (exact k nearest training rows, in the model's
         standardized coordinates; built once per fit, and per chunk in :meth:`partial_fit`).
@@ -178,11 +173,12 @@ class VAE(FamilyEstimator):
         :class:`lvm.latents.neighbors.NeighborMap`, as UMAP's ``transform`` places new points).
         ``transform``, ``score_samples`` and every estimate use this one q, a valid proposal like
         any other: the evidence stays a bound (or estimate) of the same decoder's model.
-        Deterministic and row by row. On USPS (the embed model's settings at
-        ``neighbor_weight=1000``, 200 steps, 1024 fixed negatives at step size 0.1) it raised
-        the held-out map's trustworthiness from 0.919 to 0.941 and its 5-NN accuracy from 0.885
-        to 0.923; with the negatives drawn per step at 0.2 (lvm embed's weight 30), 0.958 and
-        0.910 against 0.950 and 0.906 with the fixed ones. 0 keeps the encoder's q.
+        Deterministic and row by row. 0 keeps the encoder's q.
+    neighbor_layout_steps : int, default=0
+        With refinement: Adam steps laying the map of training rows out as a whole before rows
+        are refined against it (t-SNE's and UMAP's layout, started at the encoder's map and
+        tethered to it; :meth:`lvm.latents.neighbors.NeighborMap.layout`). On USPS it lets
+        ``lvm embed``'s model train half the epochs for a more faithful map (:ref:`embedding`).
     n_importance_samples : int, default=256
         S for ``score_samples`` / ``score`` (evaluated in chunks, memory O(S * chunk * width)).
     device : {"auto", "cpu", "cuda"} or torch.device, default="auto"
@@ -285,6 +281,7 @@ class VAE(FamilyEstimator):
         "neighbor_weight": [Interval(numbers.Real, 0, None, closed="left")],
         "n_neighbors": [positive_int()],
         "neighbor_refine_steps": [Interval(numbers.Integral, 0, None, closed="left")],
+        "neighbor_layout_steps": [Interval(numbers.Integral, 0, None, closed="left")],
     }
 
     def __init__(self, n_components=2, *, hidden_sizes=(256, 256), activation="relu",
@@ -292,7 +289,7 @@ class VAE(FamilyEstimator):
                  decoder=None, batch_size=128, max_epochs=None, learning_rate=1e-3,
                  validation_fraction=0.1, patience=None, tol=None, train_samples=None,
                  neighbor_weight=3.0, n_neighbors=15, neighbor_refine_steps=0,
-                 n_importance_samples=256, device="auto", dtype=None, random_state=None,
+                 neighbor_layout_steps=0, n_importance_samples=256, device="auto", dtype=None, random_state=None,
                  verbose=False):
         self.n_components = n_components
         self.hidden_sizes = hidden_sizes
@@ -312,6 +309,7 @@ class VAE(FamilyEstimator):
         self.neighbor_weight = neighbor_weight
         self.n_neighbors = n_neighbors
         self.neighbor_refine_steps = neighbor_refine_steps
+        self.neighbor_layout_steps = neighbor_layout_steps
         self.n_importance_samples = n_importance_samples
         self.device = device
         self.dtype = dtype
@@ -368,7 +366,7 @@ class VAE(FamilyEstimator):
             train_samples=(int(self.train_samples) if self.train_samples is not None
                            else 20 if masked else 1),
             neighbor_weight=self.neighbor_weight, n_neighbors=self.n_neighbors,
-            refine_steps=self.neighbor_refine_steps)
+            refine_steps=self.neighbor_refine_steps, layout_steps=self.neighbor_layout_steps)
 
     @property
     def module_(self) -> VAEModule:

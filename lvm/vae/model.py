@@ -57,6 +57,9 @@ class VAEFamily(Family):
         k of the neighbour graph (of the rows being trained on) and of the map of new rows.
     refine_steps : int
         Adam steps refining q(x | y)'s mean against the fitted map (0: the encoder's q).
+    layout_steps : int
+        Adam steps laying the fitted map out as a whole first
+        (:meth:`lvm.latents.neighbors.NeighborMap.layout`; 0: the encoder's map).
     widths : tuple of int
         The hidden widths (the widest per-draw computation, for evaluation chunks).
     graph : lvm.latents.neighbors.NeighborGraph or None
@@ -69,8 +72,8 @@ class VAEFamily(Family):
     MAP_ROWS = 10_000
 
     def __init__(self, module: VAEModule, *, train_samples: int = 1, neighbor_weight=0.0,
-                 n_neighbors: int = 15, refine_steps: int = 0, widths=(), graph=None,
-                 shared_noise: bool = False):
+                 n_neighbors: int = 15, refine_steps: int = 0, layout_steps: int = 0, widths=(),
+                 graph=None, shared_noise: bool = False):
         super().__init__(module.likelihood)
         self.module = module
         self.shared_noise = bool(shared_noise)
@@ -78,6 +81,7 @@ class VAEFamily(Family):
         self.neighbor_weight = float(neighbor_weight)
         self.n_neighbors = int(n_neighbors)
         self.refine_steps = int(refine_steps)
+        self.layout_steps = int(layout_steps)
         self.widths = tuple(int(h) for h in widths)
         self.neighbors = graph
         self.map = None  # the fitted map new rows are refined against (set by finalize)
@@ -179,7 +183,8 @@ class VAEFamily(Family):
 
     def finalize(self, rows, generator) -> None:
         """With the neighbour term and refinement steps: the map of (at most ``MAP_ROWS``)
-        training rows and their encoder means that q(x | y) is refined against."""
+        training rows and their encoder means that q(x | y) is refined against, laid out as a
+        whole first with ``layout_steps``."""
         if self.neighbor_weight > 0 and self.refine_steps > 0:
             if rows.shape[0] > self.MAP_ROWS:
                 keep = torch.randperm(rows.shape[0], generator=generator,
@@ -189,6 +194,7 @@ class VAEFamily(Family):
             with torch.no_grad():
                 means = torch.cat([self.module.latent(c)[0] for c in rows.split(4096)])
             self.map = NeighborMap(rows, means, self.n_neighbors)
+            self.map.layout(self.layout_steps)
 
     def fitted_attributes(self, scale: float) -> dict:
         """``encoder_``, ``decoder_`` and, for a Gaussian likelihood, ``noise_variance_`` in

@@ -205,6 +205,54 @@ def test_vae_refines_every_rows_mean_against_its_training_map(blobs):
     assert np.isfinite(refined.score(Y[300:]))
 
 
+def _layout_loss(nmap, m, start):
+    """The layout's objective by cdist (every reference row a negative, itself included)."""
+    index = torch.as_tensor(nmap._search.kneighbors(return_distance=False))
+    logits = -torch.log1p(torch.cdist(m, m).square())
+    contrast = -(torch.gather(logits, 1, index).mean(1) - torch.logsumexp(logits, 1))
+    return contrast.sum() + nmap.tether * (m - start).square().sum()
+
+
+def test_neighbor_map_layout_lowers_its_objective_tethered_and_deterministic():
+    from lvm.latents.neighbors import NeighborMap
+
+    g = torch.Generator().manual_seed(2)
+    Z = torch.randn(150, 5, generator=g, dtype=torch.float64)
+    X = torch.randn(150, 2, generator=g, dtype=torch.float64)
+    nmap = NeighborMap(Z, X, 8)
+    start = nmap.X.clone()
+    nmap.layout(0)
+    assert torch.equal(nmap.X, start)  # 0 steps: the encoder's map
+    nmap.n_negatives = 150  # every reference row a negative at every step: the loss below
+    nmap.layout(100)
+    before, after = _layout_loss(nmap, start, start), _layout_loss(nmap, nmap.X, start)
+    print(f"layout objective {before:.2f} -> {after:.2f}")
+    assert after < before - 1.0
+    torch.testing.assert_close(nmap.negatives, nmap.X)  # rows are refined against the new map
+    again = NeighborMap(Z, X, 8)
+    again.n_negatives = 150
+    again.layout(100)
+    assert torch.equal(again.X, nmap.X)  # deterministic
+    # the tether holds the map: a stronger one moves it less
+    held = NeighborMap(Z, X, 8)
+    held.n_negatives, held.tether = 150, 1.0
+    held.layout(100)
+    assert (held.X - start).norm() < 0.5 * (nmap.X - start).norm()
+
+
+def test_vae_lays_its_map_out_before_refining_rows(blobs):
+    Y, _ = blobs
+    kw = dict(neighbor_weight=20.0, neighbor_refine_steps=30, **SMALL)
+    refined = lvm.VAE(2, **kw).fit(Y[:300])
+    laid = lvm.VAE(2, neighbor_layout_steps=40, **kw).fit(Y[:300])
+    np.testing.assert_array_equal(refined.history_[-1]["train"], laid.history_[-1]["train"])
+    assert not torch.equal(refined.family_.map.X, laid.family_.map.X)
+    X1 = laid.transform(Y[300:])
+    np.testing.assert_allclose(laid.transform(Y[300:320]), X1[:20], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(laid.transform(Y[300:]), X1)  # deterministic
+    assert np.isfinite(laid.score(Y[300:]))
+
+
 def test_neighbor_map_negatives_are_an_even_subset_of_at_most_n_negatives():
     from lvm.latents.neighbors import NeighborMap
 
