@@ -34,7 +34,7 @@ from ..latents import FrozenPosteriors, PointLatent, fit_frozen
 from ..latents.neighbors import NeighborGraph, NeighborMap
 from ..likelihoods import GaussianLikelihood
 from ._init import (LATENT_VAR_INIT, NOISE_INIT_FRACTION, initial_inducing, initial_kernel,
-                    initial_latent, pca_fill, pca_start, warm_start_q_u)
+                    initial_latent, link_scale_start, pca_fill, pca_start, warm_start_q_u)
 from .collapsed import CollapsedELBO, NoiseTooSmallError, SparseGPLVM, kuu_cholesky
 from .kernels import lengthscales, make_kernel, relevance
 from .posterior import InducingPosterior
@@ -161,7 +161,9 @@ class GPLVMFamily(Family):
                   likelihood, noise: str, encoder: bool, masked: bool, generator, device, dtype,
                   neighbor_weight: float, n_neighbors: int, transform_max_iter: int):
         """q(x), the kernel, the inducing inputs, the likelihood (and q(u)) from PCA of the
-        training rows ``Z``; ``likelihood`` is the class, ``noise`` its noise form."""
+        training rows ``Z``; ``likelihood`` is the class, ``noise`` its noise form. A count
+        likelihood with free q(x) on complete rows starts from PCA of the counts on the scale of
+        f instead (GLM-PCA's start, :func:`lvm.gplvm._init.link_scale_start`)."""
         N, D = Z.shape
         Q = int(n_components)
         gen, dev, dt = generator, device, dtype
@@ -175,10 +177,14 @@ class GPLVMFamily(Family):
             shared = type(lik).from_data(Z, noise="shared", fraction=NOISE_INIT_FRACTION)
             with torch.no_grad():
                 lik.raw_noise.copy_(shared.raw_noise.to(lik.raw_noise).expand(D))
-        # The GP models deviations from a constant: the data mean in the likelihood's link.
-        offset = lik.inverse_mean(center)
-        # Missing entries: the PCA start sees them at their rank-Q PCA reconstruction.
-        Zc = pca_fill(Z - center, Q)
+        link = hasattr(lik, "link_transform") and not masked and not encoder
+        if link:  # counts: GLM-PCA's start, PCA on the scale of f (see link_scale_start)
+            Zc, offset = link_scale_start(lik, Z)
+        else:
+            # The GP models deviations from a constant: the data mean in the likelihood's link.
+            offset = lik.inverse_mean(center)
+            # Missing entries: the PCA start sees them at their rank-Q PCA reconstruction.
+            Zc = pca_fill(Z - center, Q)
         start = pca_start(Zc, Q)
         latent = initial_latent(Zc, start, encoder, gen, mask_channel=masked)
         if encoder:
