@@ -90,7 +90,9 @@ class DiffusionModel(FamilyEstimator):
         VDM's 5 makes q(z_1 | y) nearly N(0, I) (alpha_1^2 = 6e-6), so that the probability flow's
         prior matches its marginal (at 5 the mismatch costs the flow up to 0.07 nats per point on
         Gaussian data) at no cost to the bound (the extra range, where the initial denoiser is
-        already optimal, is handled by the control variate).
+        already optimal, is handled by the control variate). It costs training time, though: the
+        times fall uniformly in the range. On ``lvm demo``'s digits (learned gamma_0 near -7), 300
+        epochs gave -122.4 held out on [-13.3, 12] and -119.0 on [-13.3, 5] (nested start).
     width : int, default=256
         Hidden width of the residual denoiser.
     depth : int, default=3
