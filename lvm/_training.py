@@ -155,6 +155,7 @@ def train(
     max_epochs: int,
     tol: float | None = None,
     n_iter_no_change: int = 5,
+    tol_floor: float = 0.0,
     validation: Callable[[], torch.Tensor] | None = None,
     patience: int = 10,
     verbose: bool | int = False,
@@ -180,6 +181,8 @@ def train(
         and their step sizes halved after a failure.
     tol : stop when the training objective improved by less than ``tol`` (relative to
         ``max(1, |objective|)``) over ``n_iter_no_change`` epochs. None: run all epochs.
+    tol_floor : with ``tol``, the least improvement over those epochs that counts, in the
+        objective's units (0: the relative rule alone).
     validation : callable returning the validation objective; enables early stopping with
         ``patience`` and restoring the best state.
     on_failure : called as ``on_failure(retry, exception_or_None)`` after the restore; it may act
@@ -266,7 +269,7 @@ def train(
                 break
             if tol is not None and ep > n_iter_no_change:
                 old = result.history[-1 - n_iter_no_change]["train"]
-                if value - old < tol * max(1.0, abs(value)):
+                if value - old < max(tol * max(1.0, abs(value)), tol_floor):
                     result.converged = True
                     break
     except KeyboardInterrupt:

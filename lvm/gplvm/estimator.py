@@ -288,7 +288,7 @@ class BayesianGPLVM(FamilyEstimator):
 
     def _plan(self, Z) -> TrainingPlan:
         return training_plan(self.inference, self.optimizer, self.learning_rate, self.max_iter,
-                             self.tol, self.batch_size, first_stage=self._two_stages(Z))
+                             self.tol, self.batch_size, self._two_stages(Z), Z.shape[0])
 
     def _make_family(self, Z) -> GPLVMFamily:
         """q(x), the kernel, Z, the likelihood (and q(u)) from PCA of the training rows; one
