@@ -48,6 +48,7 @@ from . import _distributed as dist
 from ._base import LatentVariableModel
 from ._monte_carlo import MonteCarloEvidence
 from ._training import TrainResult, history_record, train
+from .evidence.draws import DrawCache
 from ._validation import positive_int
 
 __all__ = ["GradientLatentModel", "TrainingPlan", "OPTIMIZERS", "n_validation_rows"]
@@ -56,6 +57,9 @@ __all__ = ["GradientLatentModel", "TrainingPlan", "OPTIMIZERS", "n_validation_ro
 _FUSED_CPU_MIN_PARAMETERS = 2**16
 #: L-BFGS memory (pairs of updates kept).
 _LBFGS_HISTORY = 100
+#: Whether full-batch L-BFGS epochs reuse the closure's last evaluation where the parameters have
+#: not moved (see ``_full_batch_epoch``; off only to test that the values are the same).
+_REUSE_LBFGS_EVALUATIONS = True
 
 
 def _adam(params, lr, device: torch.device, steps: int = 1) -> torch.optim.Adam:
@@ -436,7 +440,7 @@ class GradientLatentModel(MonteCarloEvidence, LatentVariableModel):
 
             def cached():
                 x = last.get("x")
-                return x is not None and torch.equal(x, flat())
+                return _REUSE_LBFGS_EVALUATIONS and x is not None and torch.equal(x, flat())
 
             def closure():
                 if cached():
@@ -487,9 +491,12 @@ class GradientLatentModel(MonteCarloEvidence, LatentVariableModel):
         if sum(counts) == 0:
             return None
 
+        draws = DrawCache()  # the same rows and key every epoch: their draws are kept
+
         def validation():
-            values = self._estimate(Z_val, self._validation_method, self._validation_samples,
-                                    self._eval_seed).log_evidence
+            with draws:
+                values = self._estimate(Z_val, self._validation_method,
+                                        self._validation_samples, self._eval_seed).log_evidence
             return dist.global_mean(values)
 
         return validation

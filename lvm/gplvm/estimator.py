@@ -107,8 +107,9 @@ class BayesianGPLVM(FamilyEstimator):
         Stop (each stage) on a plateau of the bound: when the bound per point rose by less than
         ``tol * max(1, |bound|)`` over the last five groups of steps (50 L-BFGS iterations, 250
         Adam iterations, five epochs for SVI). ``"auto"``: 1e-3 for L-BFGS (the deterministic
-        collapsed bound), 1e-6 for Adam. None: run all of ``max_iter``. The L-BFGS rule was
-        chosen on small tables against ten times the budget (:doc:`/gplvm_defaults`).
+        bound), and a rise of the whole bound (all N rows) under 30 nats is a plateau too (it
+        decides on a few hundred rows); 1e-6 for Adam. None: run all of ``max_iter``. The L-BFGS
+        rule was chosen on small tables against ten times the budget (:doc:`/gplvm_defaults`).
     batch_size : int, default=256
         Minibatch size for SVI.
     transform_max_iter : int, default=100
