@@ -38,6 +38,7 @@ from __future__ import annotations
 import abc
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,8 +49,8 @@ from . import _distributed as dist
 from ._base import LatentVariableModel
 from ._monte_carlo import MonteCarloEvidence
 from ._training import TrainResult, history_record, train
-from .evidence.draws import DrawCache
 from ._validation import positive_int
+from .evidence.draws import DrawCache
 
 __all__ = ["GradientLatentModel", "TrainingPlan", "OPTIMIZERS", "n_validation_rows"]
 
@@ -121,6 +122,9 @@ class TrainingPlan:
         The rows held out for early stopping.
     patience : int, default=10
         Epochs without a better validation objective before stopping.
+    patience_rule : callable or None, default=None
+        ``patience_rule(best_epoch) -> int``: the patience after the best epoch so far (at most
+        ``patience``); None: ``patience`` throughout.
     limit_message : str or None, default=None
         How the ConvergenceWarning words the budget ("in max_iter=100 iterations").
     budget_parameter : str, default="max_epochs"
@@ -140,6 +144,7 @@ class TrainingPlan:
     iters_per_epoch: int = 1
     validation_fraction: float = 0.0
     patience: int = 10
+    patience_rule: Callable[[int], int] | None = None
     limit_message: str | None = None
     budget_parameter: str = "max_epochs"
     budget_hint: str = ""
@@ -341,6 +346,7 @@ class GradientLatentModel(MonteCarloEvidence, LatentVariableModel):
                 train(epoch, [self._model], self._optimizers, max_epochs=max_epochs, tol=tol,
                       tol_floor=plan.tol_floor,
                       validation=validation, patience=plan.patience,
+                      patience_rule=plan.patience_rule,
                       verbose=self.verbose and dist.world()[0] == 0, desc=name,
                       objective_name="elbo", on_failure=self._on_failure, callback=callback,
                       estimator_name=name, limit_message=plan.limit_message,

@@ -169,6 +169,7 @@ def train(
     tol_floor: float = 0.0,
     validation: Callable[[], torch.Tensor] | None = None,
     patience: int = 10,
+    patience_rule: Callable[[int], int] | None = None,
     verbose: bool | int = False,
     desc: str = "fit",
     objective_name: str = "elbo",
@@ -196,6 +197,8 @@ def train(
         objective's units (0: the relative rule alone).
     validation : callable returning the validation objective; enables early stopping with
         ``patience`` and restoring the best state.
+    patience_rule : called with the best epoch so far (0: the start), returns the patience then
+        (at most ``patience``, which the convergence warning names); None: ``patience`` always.
     on_failure : called as ``on_failure(retry, exception_or_None)`` after the restore; it may act
         on the cause and returns a few words saying what it changed (for the error message).
     callback : called with each epoch's record (``epoch``, ``train``, ``validation``) after it is
@@ -277,7 +280,8 @@ def train(
                     post["val"] = f"{record['validation']:.4g}"
                 bar.set_postfix(post, refresh=False)
                 bar.update(1)
-            if validation is not None and since_best >= patience:
+            limit = patience if patience_rule is None else patience_rule(result.best_epoch or 0)
+            if validation is not None and since_best >= limit:
                 result.converged = True
                 break
             if tol is not None and ep > n_iter_no_change:

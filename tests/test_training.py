@@ -184,3 +184,14 @@ def test_each_restore_returns_the_state_of_the_last_whole_epoch():
           on_failure=lambda retry, exc: restored.append(state()))
     # Epochs: 1, 2 (kept), 3 fails -> epoch 2's state; 3 (call 4), 4 (call 5) kept; 6 fails.
     assert restored == [kept[1], kept[3]]
+
+
+def test_patience_rule_is_asked_after_each_best_epoch():
+    """The validation objective peaks at epochs 5 and 20 (gap 15): a rule giving 10 epochs after
+    epoch 5 stops at 15; one giving 20 reaches the second peak and stops 20 epochs after it."""
+    for rule, stop, best in [(lambda b: 10, 15, 5), (lambda b: 20 if b < 20 else 20, 40, 20)]:
+        vals = [1.0 if e == 5 else 2.0 if e == 20 else 0.0 for e in range(1, 61)]
+        it = iter(vals)
+        result = train(lambda: torch.tensor(0.0), [], max_epochs=60, validation=lambda: next(it),
+                       patience=80, patience_rule=rule)
+        assert (result.n_epochs, result.best_epoch) == (stop, best)
