@@ -40,8 +40,8 @@ from ..likelihoods import GaussianLikelihood
 from ..likelihoods._base import inverse_softplus, observed_mask
 from .networks import VAEModule, build_decoder, build_encoder, start_at_affine
 
-__all__ = ["VAEFamily", "linear_model", "diagonal_posterior", "has_nested_start", "start_at_glm_pca",
-           "default_patience"]
+__all__ = ["VAEFamily", "linear_model", "diagonal_posterior", "has_nested_start",
+           "start_at_glm_pca", "default_patience"]
 
 
 class VAEFamily(Family):
