@@ -149,6 +149,19 @@ def test_nan_objective_restores_state(monkeypatch, Y):
     assert np.isfinite(m.elbo_)
 
 
+def test_auto_tol_has_a_floor_of_30_nats_of_the_whole_bound_in_the_shared_stage():
+    """tol="auto" (L-BFGS) counts a rise of the whole bound under 30 nats over the plateau
+    rule's window as a plateau in the shared-noise stage; not with a tol given, nor in a
+    one-stage fit (the per-feature stage keeps it for a map only: BayesianGPLVM._fit)."""
+    from lvm.gplvm.model import training_plan
+
+    def floor(tol="auto", first_stage=True):
+        return training_plan("collapsed", "auto", None, 1000, tol, 256, first_stage, 300).tol_floor
+
+    assert floor() == pytest.approx(30 / 300)
+    assert floor(first_stage=False) == 0.0 and floor(tol=1e-3) == 0.0
+
+
 def test_lbfgs_reuses_its_last_evaluation_with_the_same_values(monkeypatch, Y):
     """Each epoch's first evaluation (where the last line search ended) and its recorded bound
     are read back from the closure's last evaluation: the same history, fewer evaluations."""
