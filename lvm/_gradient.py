@@ -123,7 +123,7 @@ class TrainingPlan:
     patience : int, default=10
         Epochs without a better validation objective before stopping.
     patience_rule : callable or None, default=None
-        ``patience_rule(best_epoch) -> int``: the patience after the best epoch so far (at most
+        The patience after the best epoch so far, ``patience_rule(best_epoch)`` (at most
         ``patience``); None: ``patience`` throughout.
     limit_message : str or None, default=None
         How the ConvergenceWarning words the budget ("in max_iter=100 iterations").

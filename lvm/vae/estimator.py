@@ -133,7 +133,7 @@ class VAE(FamilyEstimator):
         on a few hundred rows the validation ELBO peaks and then falls as the networks overfit,
         in passes over the rows, not in steps (the former 2,000 steps alone spent two thirds of
         the fit after the kept epoch). Larger tables keep their kept weights and their stop
-        (:func:`lvm.vae.model.default_patience` has the measurements; ``benchmarks/small.py``
+        (``lvm.vae.model.default_patience`` has the measurements; ``benchmarks/small.py``
         prints the fit seconds and held-out evidence on small tables against a 10x budget).
     tol : float or None, default=None
         Without validation, stop when the training ELBO per point improved by less than ``tol``
