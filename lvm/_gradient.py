@@ -38,6 +38,7 @@ from __future__ import annotations
 import abc
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +50,7 @@ from ._base import LatentVariableModel
 from ._monte_carlo import MonteCarloEvidence
 from ._training import TrainResult, history_record, train
 from ._validation import positive_int
+from .evidence.draws import DrawCache
 
 __all__ = ["GradientLatentModel", "TrainingPlan", "OPTIMIZERS", "n_validation_rows"]
 
@@ -56,6 +58,9 @@ __all__ = ["GradientLatentModel", "TrainingPlan", "OPTIMIZERS", "n_validation_ro
 _FUSED_CPU_MIN_PARAMETERS = 2**16
 #: L-BFGS memory (pairs of updates kept).
 _LBFGS_HISTORY = 100
+#: Whether full-batch L-BFGS epochs reuse the closure's last evaluation where the parameters have
+#: not moved (see ``_full_batch_epoch``; off only to test that the values are the same).
+_REUSE_LBFGS_EVALUATIONS = True
 
 
 def _adam(params, lr, device: torch.device, steps: int = 1) -> torch.optim.Adam:
@@ -105,6 +110,8 @@ class TrainingPlan:
         The budget, in epochs.
     tol : float or None
         The plateau rule's relative tolerance (None: run the whole budget).
+    tol_floor : float, default=0.0
+        With ``tol``, the least rise of the objective per point that the plateau rule counts.
     batch_size : int, default=0
         Rows per minibatch (minibatch mode).
     steps_per_epoch : int, default=1
@@ -115,6 +122,9 @@ class TrainingPlan:
         The rows held out for early stopping.
     patience : int, default=10
         Epochs without a better validation objective before stopping.
+    patience_rule : callable or None, default=None
+        The patience after the best epoch so far, ``patience_rule(best_epoch)`` (at most
+        ``patience``); None: ``patience`` throughout.
     limit_message : str or None, default=None
         How the ConvergenceWarning words the budget ("in max_iter=100 iterations").
     budget_parameter : str, default="max_epochs"
@@ -128,11 +138,13 @@ class TrainingPlan:
     learning_rate: float
     max_epochs: int
     tol: float | None
+    tol_floor: float = 0.0
     batch_size: int = 0
     steps_per_epoch: int = 1
     iters_per_epoch: int = 1
     validation_fraction: float = 0.0
     patience: int = 10
+    patience_rule: Callable[[int], int] | None = None
     limit_message: str | None = None
     budget_parameter: str = "max_epochs"
     budget_hint: str = ""
@@ -332,7 +344,9 @@ class GradientLatentModel(MonteCarloEvidence, LatentVariableModel):
         try:
             with self._usable_on_interrupt(lambda: self._after_training(result, plan)):
                 train(epoch, [self._model], self._optimizers, max_epochs=max_epochs, tol=tol,
+                      tol_floor=plan.tol_floor,
                       validation=validation, patience=plan.patience,
+                      patience_rule=plan.patience_rule,
                       verbose=self.verbose and dist.world()[0] == 0, desc=name,
                       objective_name="elbo", on_failure=self._on_failure, callback=callback,
                       estimator_name=name, limit_message=plan.limit_message,
@@ -418,18 +432,51 @@ class GradientLatentModel(MonteCarloEvidence, LatentVariableModel):
         N = Z.shape[0]
         opt = self._optimizers[0]
         if plan.optimizer == "lbfgs":
+            # The last evaluation, kept with the parameters it was made at. torch's L-BFGS
+            # evaluates the closure at the start of every step() call, where the previous call's
+            # line search ended, and the epoch records the bound there too: both are read from
+            # this cache when the parameters are bit for bit the same (same values, one
+            # objective and gradient less per epoch: on small tables, 10 L-BFGS iterations per
+            # epoch, 2 of about 12 evaluations).
+            params = [p for group in opt.param_groups for p in group["params"]]
+            last = {}
+
+            def flat():
+                return torch.cat([p.detach().reshape(-1) for p in params])
+
+            def cached():
+                x = last.get("x")
+                return _REUSE_LBFGS_EVALUATIONS and x is not None and torch.equal(x, flat())
+
             def closure():
+                if cached():
+                    for p, g in zip(params, last["grads"]):
+                        p.grad = None if g is None else g.clone()
+                    return last["loss"]
                 opt.zero_grad()
-                loss = -(self._full_objective(Z) - self._full_penalty(Z)) / N
+                bound = self._full_objective(Z)
+                loss = -(bound - self._full_penalty(Z)) / N
                 loss.backward()
+                last.update(x=flat(), loss=loss.detach(), value=bound.detach() / N,
+                            grads=[None if p.grad is None else p.grad.clone() for p in params])
                 return loss
 
             def epoch():
                 self._model.train()
-                opt.step(closure)
-                self._after_step()
-                with torch.no_grad():
-                    return self._full_objective(Z) / N
+                try:
+                    opt.step(closure)
+                    self._after_step()
+                    if cached():
+                        value = last["value"]
+                    else:
+                        with torch.no_grad():
+                            value = self._full_objective(Z) / N
+                except BaseException:
+                    last.clear()  # the recovery may change the objective (jitter, noise floor)
+                    raise
+                if not bool(torch.isfinite(value)):
+                    last.clear()
+                return value
 
             return epoch
 
@@ -450,9 +497,12 @@ class GradientLatentModel(MonteCarloEvidence, LatentVariableModel):
         if sum(counts) == 0:
             return None
 
+        draws = DrawCache()  # the same rows and key every epoch: their draws are kept
+
         def validation():
-            values = self._estimate(Z_val, self._validation_method, self._validation_samples,
-                                    self._eval_seed).log_evidence
+            with draws:
+                values = self._estimate(Z_val, self._validation_method,
+                                        self._validation_samples, self._eval_seed).log_evidence
             return dist.global_mean(values)
 
         return validation

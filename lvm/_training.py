@@ -113,26 +113,37 @@ def _as_list(optimizers):
     return [optimizers]
 
 
-def _copy_state(obj):
+def _copy_state(obj, old=None):
     """A copy of a state dict: tensors cloned, containers rebuilt, anything else deep-copied.
     (``copy.deepcopy`` gives the same values but costs a few times more in Python per tensor:
     taken every epoch, on a small table of a few optimizer steps per epoch that was a tenth of
-    the VAE's fit.)"""
+    the VAE's fit.) With ``old``, an earlier copy of the same structure that nothing else holds,
+    its tensors of the same shape are written in place rather than allocated anew."""
     if isinstance(obj, torch.Tensor):
+        if (isinstance(old, torch.Tensor) and old.shape == obj.shape and old.dtype == obj.dtype
+                and old.device == obj.device):
+            return old.copy_(obj.detach())
         return obj.detach().clone()
     if type(obj) in (dict, OrderedDict):
-        out = type(obj)((k, _copy_state(v)) for k, v in obj.items())
+        get = old.get if type(old) is type(obj) else dict().get
+        out = type(obj)((k, _copy_state(v, get(k))) for k, v in obj.items())
         if hasattr(obj, "_metadata"):  # a module's state dict: versions for load_state_dict
             out._metadata = copy.deepcopy(obj._metadata)
         return out
     if type(obj) in (list, tuple):
-        return type(obj)(_copy_state(v) for v in obj)
+        olds = old if type(old) is type(obj) and len(old) == len(obj) else [None] * len(obj)
+        return type(obj)(_copy_state(v, o) for v, o in zip(obj, olds))
     return copy.deepcopy(obj)
 
 
-def _snapshot(modules, optimizers):
-    state = [_copy_state(m.state_dict()) for m in modules]
-    opts = [_copy_state(o.state_dict()) for o in optimizers]
+def _snapshot(modules, optimizers, old=None):
+    """The state of ``modules`` and ``optimizers``; with ``old``, an earlier snapshot of theirs
+    that nothing else holds, written over (the same values, without allocating them anew)."""
+    old_state, old_opts = (old if old is not None and len(old[0]) == len(modules)
+                           and len(old[1]) == len(optimizers)
+                           else ([None] * len(modules), [None] * len(optimizers)))
+    state = [_copy_state(m.state_dict(), o) for m, o in zip(modules, old_state)]
+    opts = [_copy_state(o.state_dict(), p) for o, p in zip(optimizers, old_opts)]
     return state, opts
 
 
@@ -155,8 +166,10 @@ def train(
     max_epochs: int,
     tol: float | None = None,
     n_iter_no_change: int = 5,
+    tol_floor: float = 0.0,
     validation: Callable[[], torch.Tensor] | None = None,
     patience: int = 10,
+    patience_rule: Callable[[int], int] | None = None,
     verbose: bool | int = False,
     desc: str = "fit",
     objective_name: str = "elbo",
@@ -180,8 +193,12 @@ def train(
         and their step sizes halved after a failure.
     tol : stop when the training objective improved by less than ``tol`` (relative to
         ``max(1, |objective|)``) over ``n_iter_no_change`` epochs. None: run all epochs.
+    tol_floor : with ``tol``, the least improvement over those epochs that counts, in the
+        objective's units (0: the relative rule alone).
     validation : callable returning the validation objective; enables early stopping with
         ``patience`` and restoring the best state.
+    patience_rule : called with the best epoch so far (0: the start), returns the patience then
+        (at most ``patience``, which the convergence warning names); None: ``patience`` always.
     on_failure : called as ``on_failure(retry, exception_or_None)`` after the restore; it may act
         on the cause and returns a few words saying what it changed (for the error message).
     callback : called with each epoch's record (``epoch``, ``train``, ``validation``) after it is
@@ -203,7 +220,7 @@ def train(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=max_epochs, desc=desc, leave=bool(verbose), dynamic_ncols=True)
-    good = _snapshot(modules, optimizers)
+    good, good_shared = _snapshot(modules, optimizers), False
     best_val, best_state, since_best = -math.inf, None, 0
     remedies: list[str] = []
     errors = numerical_errors()
@@ -224,6 +241,7 @@ def train(
                 failure, exc = f"{type(err).__name__}: {err}".split("\n")[0], err
             if failure is not None:
                 _restore(good, modules, optimizers)
+                good_shared = True  # the optimizers' state may now hold good's tensors
                 result.retries += 1
                 if result.retries > max_retries:
                     done = "; ".join(dict.fromkeys(["halved the step size"] + remedies))
@@ -247,12 +265,13 @@ def train(
                 record["validation"] = val
                 if val > best_val:
                     best_val, since_best, result.best_epoch = val, 0, ep
-                    best_state = _snapshot(modules, [])
+                    best_state = _snapshot(modules, [], best_state)
                 else:
                     since_best += 1
             result.history.append(record)
             result.n_epochs = ep
-            good = _snapshot(modules, optimizers)
+            good = _snapshot(modules, optimizers, None if good_shared else good)
+            good_shared = False
             if callback is not None:
                 callback(record)
             if bar is not None:
@@ -261,12 +280,13 @@ def train(
                     post["val"] = f"{record['validation']:.4g}"
                 bar.set_postfix(post, refresh=False)
                 bar.update(1)
-            if validation is not None and since_best >= patience:
+            limit = patience if patience_rule is None else patience_rule(result.best_epoch or 0)
+            if validation is not None and since_best >= limit:
                 result.converged = True
                 break
             if tol is not None and ep > n_iter_no_change:
                 old = result.history[-1 - n_iter_no_change]["train"]
-                if value - old < tol * max(1.0, abs(value)):
+                if value - old < max(tol * max(1.0, abs(value)), tol_floor):
                     result.converged = True
                     break
     except KeyboardInterrupt:

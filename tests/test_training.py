@@ -157,3 +157,41 @@ def test_convergence_warning_names_the_limit():
                       r"objective's relative change had not fallen below tol=1e-12\. Raise "
                       r"max_epochs, or raise tol\."):
         train(epoch, [model], opts, max_epochs=2, tol=1e-12, limit_message="in 20 steps")
+
+
+def test_tol_floor_counts_a_rise_below_it_as_a_plateau():
+    """The relative rule alone runs on while the objective rises 0.5 per epoch; with a floor of 3
+    (in the objective's units) a rise of 2.5 over five epochs is a plateau."""
+    for floor, stop in [(0.0, 40), (3.0, 6)]:
+        values = iter(0.5 * torch.arange(1, 41, dtype=torch.float64))
+        result = train(lambda: next(values), [], max_epochs=40, tol=1e-6, tol_floor=floor)
+        assert result.n_epochs == stop and result.converged == (floor > 0)
+
+
+def test_each_restore_returns_the_state_of_the_last_whole_epoch():
+    """Snapshots are written over in place between failures; after a restore the optimizers may
+    hold the snapshot's tensors, so the next one is a fresh copy: a second failure must restore
+    the epoch before it, not a state the optimizer has since moved."""
+    model, opts = _setup()
+    epoch, calls = _epoch(model, opts, poison={3, 6})
+    kept, restored = [], []
+
+    def state():
+        return ([float(model.a), float(model.b)]
+                + [s["exp_avg"].item() for o in opts for s in o.state.values()])
+
+    train(epoch, [model], opts, max_epochs=8, callback=lambda record: kept.append(state()),
+          on_failure=lambda retry, exc: restored.append(state()))
+    # Epochs: 1, 2 (kept), 3 fails -> epoch 2's state; 3 (call 4), 4 (call 5) kept; 6 fails.
+    assert restored == [kept[1], kept[3]]
+
+
+def test_patience_rule_is_asked_after_each_best_epoch():
+    """The validation objective peaks at epochs 5 and 20 (gap 15): a rule giving 10 epochs after
+    epoch 5 stops at 15; one giving 20 reaches the second peak and stops 20 epochs after it."""
+    for rule, stop, best in [(lambda b: 10, 15, 5), (lambda b: 20 if b < 20 else 20, 40, 20)]:
+        vals = [1.0 if e == 5 else 2.0 if e == 20 else 0.0 for e in range(1, 61)]
+        it = iter(vals)
+        result = train(lambda: torch.tensor(0.0), [], max_epochs=60, validation=lambda: next(it),
+                       patience=80, patience_rule=rule)
+        assert (result.n_epochs, result.best_epoch) == (stop, best)

@@ -16,7 +16,7 @@ import math
 
 import torch
 
-__all__ = ["row_keyed_normal"]
+__all__ = ["row_keyed_normal", "DrawCache"]
 
 _MASK = 0xFFFFFFFF
 _MULT = 0x45D9F3B  # < 2**27, so every product of a 32-bit value stays below 2**63
@@ -37,6 +37,46 @@ def _row_words(Y: torch.Tensor) -> torch.Tensor:
         return torch.cat([v & _MASK, (v >> 32) & _MASK], dim=1)
     v = Y.to(torch.float32).contiguous().view(torch.int32).to(torch.int64)
     return v & _MASK
+
+
+#: The :class:`DrawCache` objects entered, innermost last.
+_CACHES: list = []
+#: The integer dtype of each float dtype's bits.
+_BITS = {torch.float64: torch.int64, torch.float32: torch.int32}
+
+
+class DrawCache:
+    """Remember :func:`row_keyed_normal`'s draws while entered (``with cache: ...``), for rows
+    that come back bit for bit: the same values without hashing them again.
+
+    The draws are a function of the rows' bits, ``n_samples``, ``n_dims`` and ``seed``, so a
+    repeat of all four returns the stored draws (a copy). Early stopping evaluates the same
+    validation rows with the same key after every epoch: on 22 validation rows of 64 features
+    the hashing was a third of each evaluation's time.
+    """
+
+    def __init__(self):
+        self._entries = {}
+
+    def __enter__(self):
+        _CACHES.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        _CACHES.remove(self)
+
+    def lookup(self, Y, n_samples, n_dims, seed, make):
+        """The draws of these arguments: stored, or ``make()`` stored."""
+        if Y.dtype not in _BITS:
+            return make()
+        key = (tuple(Y.shape), Y.dtype, Y.device, int(n_samples), int(n_dims), int(seed))
+        bits = Y.contiguous().view(_BITS[Y.dtype])
+        hit = self._entries.get(key)
+        if hit is not None and torch.equal(hit[0], bits):
+            return hit[1].clone()
+        draws = make()
+        self._entries[key] = (bits.clone(), draws.clone())
+        return draws
 
 
 def row_keyed_normal(Y: torch.Tensor, n_samples: int, n_dims: int, seed: int) -> torch.Tensor:
@@ -73,6 +113,13 @@ def row_keyed_normal(Y: torch.Tensor, n_samples: int, n_dims: int, seed: int) ->
     >>> torch.equal(row_keyed_normal(Y[1:], 5, 3, seed=0)[:, 0], eps[:, 1])  # rows are independent
     True
     """
+    if _CACHES:
+        return _CACHES[-1].lookup(Y, n_samples, n_dims, seed,
+                                  lambda: _row_keyed_normal(Y, n_samples, n_dims, seed))
+    return _row_keyed_normal(Y, n_samples, n_dims, seed)
+
+
+def _row_keyed_normal(Y: torch.Tensor, n_samples: int, n_dims: int, seed: int) -> torch.Tensor:
     words = _row_words(Y)
     salt = _mix(torch.arange(words.shape[1], device=Y.device, dtype=torch.int64) + 0x9E3779B9)
     row = _mix(_mix(words ^ salt).sum(1) & _MASK)  # (n,)

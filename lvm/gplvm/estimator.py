@@ -106,9 +106,9 @@ class BayesianGPLVM(FamilyEstimator):
     tol : float, "auto" or None, default="auto"
         Stop (each stage) on a plateau of the bound: when the bound per point rose by less than
         ``tol * max(1, |bound|)`` over the last five groups of steps (50 L-BFGS iterations, 250
-        Adam iterations, five epochs for SVI). ``"auto"``: 1e-3 for L-BFGS (the deterministic
-        collapsed bound), 1e-6 for Adam. None: run all of ``max_iter``. The L-BFGS rule was
-        chosen on small tables against ten times the budget (:doc:`/gplvm_defaults`).
+        Adam iterations, five epochs for SVI). ``"auto"``: 1e-3 for L-BFGS, with a floor of 30
+        nats of the whole bound (:doc:`/gplvm_defaults`; chosen on small tables against ten
+        times the budget), 1e-6 for Adam. None: run all of ``max_iter``.
     batch_size : int, default=256
         Minibatch size for SVI.
     transform_max_iter : int, default=100
@@ -288,7 +288,7 @@ class BayesianGPLVM(FamilyEstimator):
 
     def _plan(self, Z) -> TrainingPlan:
         return training_plan(self.inference, self.optimizer, self.learning_rate, self.max_iter,
-                             self.tol, self.batch_size, first_stage=self._two_stages(Z))
+                             self.tol, self.batch_size, self._two_stages(Z), Z.shape[0])
 
     def _make_family(self, Z) -> GPLVMFamily:
         """q(x), the kernel, Z, the likelihood (and q(u)) from PCA of the training rows; one
@@ -312,8 +312,8 @@ class BayesianGPLVM(FamilyEstimator):
         (:meth:`GPLVMFamily.untie_noise`) with what the first stage left of ``max_iter``."""
         super()._fit(Z)
         if self._two_stages(Z):
-            plan = self._fit_plan
-            self._fit_plan = dataclasses.replace(plan, max_epochs=max(
+            plan, floor = self._fit_plan, self._fit_plan.tol_floor * (int(self.n_components) <= 2)
+            self._fit_plan = dataclasses.replace(plan, tol_floor=floor, max_epochs=max(
                 1, math.ceil((self.max_iter - self.n_iter_) / plan.steps_per_epoch)))
             self._model.untie_noise(Z.shape[1])
             self._make_optimizers()

@@ -12,7 +12,7 @@ from .._gradient import n_validation_rows
 from .._validation import Interval, StrOptions, positive_int, positive_real, unit_interval
 from ..evidence import EvidenceEstimate
 from ..likelihoods import LIKELIHOODS
-from .model import VAEFamily, has_nested_start
+from .model import VAEFamily, default_patience, has_nested_start
 from .networks import ACTIVATIONS, VAEModule
 
 __all__ = ["VAE", "EvidenceEstimate"]
@@ -127,16 +127,14 @@ class VAE(FamilyEstimator):
     patience : int or None, default=None
         Epochs without a better validation ELBO before training stops. None measures it in
         optimizer steps and data passes: the epochs of 2,000 steps, but at least 10 epochs, so
-        a large data set is not stopped by the noise of a few steps, and at most 80, so a small
-        one is not run for hundreds of passes after its plateau (80 epochs up to 3,200 training
-        rows with ``batch_size=128``, 39 on USPS's 6,562, 10 from 25,600 rows up). On a few
-        hundred rows the validation ELBO peaks and then falls as the networks overfit, in
-        passes over the rows, not in steps: the former 2,000 steps alone (667 epochs at 3 steps
-        per epoch) spent two thirds of the fit after the kept epoch. The cap leaves larger
-        tables' kept weights as they were: on the standardized digits (1,617 training rows, 13
-        steps per epoch, formerly 154 epochs of patience) the best epoch stays 448, and training
-        stops at epoch 528 instead of 602. ``benchmarks/small.py`` prints the fit seconds and
-        held-out evidence on small tables against a 10x budget.
+        a large data set is not stopped by the noise of a few steps (39 on USPS's 6,562
+        training rows, 10 from 25,600 rows up); where that is more than 80 epochs (under 3,200
+        rows with ``batch_size=128``), a quarter of the best epoch so far, between 40 and 80:
+        on a few hundred rows the validation ELBO peaks and then falls as the networks overfit,
+        in passes over the rows, not in steps (the former 2,000 steps alone spent two thirds of
+        the fit after the kept epoch). Larger tables keep their kept weights and their stop
+        (``lvm.vae.model.default_patience`` has the measurements; ``benchmarks/small.py``
+        prints the fit seconds and held-out evidence on small tables against a 10x budget).
     tol : float or None, default=None
         Without validation, stop when the training ELBO per point improved by less than ``tol``
         (relative) over 5 epochs. None runs all epochs.
@@ -326,8 +324,8 @@ class VAE(FamilyEstimator):
 
     # ------------------------------------------------------------------ the model
     #: The default budget and patience (``max_epochs=None``, ``patience=None``): the epochs of
-    #: these many optimizer steps, at least these many epochs, and for the patience at most 80
-    #: (on a few hundred rows the validation ELBO's plateau comes in data passes, not steps).
+    #: these many optimizer steps, at least these many epochs; the patience at most 80, and
+    #: below that a quarter of the best epoch (:func:`lvm.vae.model.default_patience`).
     _BUDGET_STEPS, _BUDGET_EPOCHS = 50_000, 100
     _PATIENCE_STEPS, _PATIENCE_EPOCHS, _PATIENCE_MAX_EPOCHS = 2_000, 10, 80
 
@@ -339,12 +337,13 @@ class VAE(FamilyEstimator):
                              // int(self.batch_size)))
         max_epochs = (int(self.max_epochs) if self.max_epochs is not None else
                       max(self._BUDGET_EPOCHS, -(-self._BUDGET_STEPS // per_epoch)))
-        patience = (int(self.patience) if self.patience is not None else
-                    min(max(self._PATIENCE_EPOCHS, -(-self._PATIENCE_STEPS // per_epoch)),
-                        self._PATIENCE_MAX_EPOCHS))
+        patience, rule = ((int(self.patience), None) if self.patience is not None else
+                          default_patience(per_epoch, self._PATIENCE_STEPS, self._PATIENCE_EPOCHS,
+                                           self._PATIENCE_MAX_EPOCHS))
         return TrainingPlan(mode="minibatch", optimizer="adam", learning_rate=self.learning_rate,
                             max_epochs=max_epochs, tol=self.tol, batch_size=int(self.batch_size),
                             validation_fraction=self.validation_fraction, patience=patience,
+                            patience_rule=rule,
                             limit_message=f"in max_epochs={max_epochs} epochs "
                                           f"({max_epochs * per_epoch} optimizer steps)",
                             budget_hint="" if self.max_epochs is None else

@@ -37,3 +37,27 @@ def test_draws_are_uncorrelated_across_rows_and_draws(rows):
     assert across_draws.std() < 1.2 / np.sqrt(4000)
     assert across_rows.std() < 1.2 / np.sqrt(60)
     assert abs(across_rows.mean()) < 0.01
+
+
+def test_draw_cache_returns_the_same_draws_and_rekeys_on_any_change(rows):
+    from lvm.evidence.draws import DrawCache
+
+    Y = rows[:50].double()
+    plain = row_keyed_normal(Y, 4, 2, seed=3)
+    with DrawCache() as cache:
+        first = row_keyed_normal(Y, 4, 2, seed=3)
+        again = row_keyed_normal(Y.clone(), 4, 2, seed=3)  # the same bits, another tensor
+        other_seed = row_keyed_normal(Y, 4, 2, seed=4)
+        Y2 = Y.clone()
+        Y2[7, 0] += 1.0
+        changed = row_keyed_normal(Y2, 4, 2, seed=3)
+        negzero = row_keyed_normal(torch.zeros(1, 3, dtype=torch.float64), 2, 2, seed=0)
+        poszero = row_keyed_normal(-torch.zeros(1, 3, dtype=torch.float64), 2, 2, seed=0)
+    assert torch.equal(first, plain) and torch.equal(again, plain) and again is not first
+    assert torch.equal(other_seed, row_keyed_normal(Y, 4, 2, seed=4))
+    assert torch.equal(changed, row_keyed_normal(Y2, 4, 2, seed=3))
+    assert not torch.equal(changed[:, 7], plain[:, 7]) and torch.equal(changed[:, 8], plain[:, 8])
+    # Keyed by bits, not values: 0.0 and -0.0 are different rows, cached or not.
+    assert torch.equal(negzero, row_keyed_normal(torch.zeros(1, 3, dtype=torch.float64), 2, 2, 0))
+    assert torch.equal(poszero, row_keyed_normal(-torch.zeros(1, 3, dtype=torch.float64), 2, 2, 0))
+    assert len(cache._entries) == 3  # (50 rows, seed 3), (50 rows, seed 4), (1 row, seed 0)

@@ -149,6 +149,44 @@ def test_nan_objective_restores_state(monkeypatch, Y):
     assert np.isfinite(m.elbo_)
 
 
+def test_auto_tol_has_a_floor_of_30_nats_of_the_whole_bound_in_the_shared_stage():
+    """tol="auto" (L-BFGS) counts a rise of the whole bound under 30 nats over the plateau
+    rule's window as a plateau in the shared-noise stage; not with a tol given, nor in a
+    one-stage fit (the per-feature stage keeps it for a map only: BayesianGPLVM._fit)."""
+    from lvm.gplvm.model import training_plan
+
+    def floor(tol="auto", first_stage=True):
+        return training_plan("collapsed", "auto", None, 1000, tol, 256, first_stage, 300).tol_floor
+
+    assert floor() == pytest.approx(30 / 300)
+    assert floor(first_stage=False) == 0.0 and floor(tol=1e-3) == 0.0
+
+
+def test_lbfgs_reuses_its_last_evaluation_with_the_same_values(monkeypatch, Y):
+    """Each epoch's first evaluation (where the last line search ended) and its recorded bound
+    are read back from the closure's last evaluation: the same history, fewer evaluations."""
+    import lvm._gradient as gradient
+    import lvm.gplvm.collapsed as collapsed
+
+    real, calls = collapsed.collapsed_terms, {"n": 0}
+
+    def counted(*args):
+        calls["n"] += 1
+        return real(*args)
+
+    monkeypatch.setattr(collapsed, "collapsed_terms", counted)
+    runs = {}
+    for reuse in (False, True):
+        monkeypatch.setattr(gradient, "_REUSE_LBFGS_EVALUATIONS", reuse)
+        calls["n"] = 0
+        m = lvm.BayesianGPLVM(2, **{**SMALL, "tol": None}).fit(Y)
+        runs[reuse] = calls["n"], [r["train"] for r in m.history_], m.elbo_
+    (n_off, h_off, e_off), (n_on, h_on, e_on) = runs[False], runs[True]
+    assert np.allclose(h_on, h_off, rtol=0, atol=1e-12) and e_on == e_off
+    assert n_on <= n_off - 2 * len(h_on) + 2  # two evaluations fewer per epoch (a miss costs one)
+    assert h_on[-1] == pytest.approx(e_on, abs=1e-12)
+
+
 @pytest.mark.parametrize(
     "params, match",
     [

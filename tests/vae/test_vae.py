@@ -393,3 +393,16 @@ def test_default_width_rows_are_independent_in_float32():
             warnings.simplefilter("ignore")  # the 5-epoch budget's ConvergenceWarning
             check_methods_subset_invariance("VAE", est)
             check_methods_sample_order_invariance("VAE", est)
+
+
+def test_default_patience_in_steps_then_in_passes():
+    """The epochs of 2,000 steps (at least 10) where that is at most 80 epochs; below 25 steps
+    per epoch a quarter of the best epoch, between 40 and 80."""
+    from lvm.vae.model import default_patience
+
+    assert default_patience(52) == (39, None)  # USPS: 6,562 training rows, batch 128
+    assert default_patience(400) == (10, None)
+    assert default_patience(25)[1] is None and default_patience(25)[0] == 80
+    patience, rule = default_patience(13)  # scikit-learn's digits
+    assert patience == 80 and [rule(b) for b in (0, 100, 170, 289, 355, 1000)] == [
+        40, 40, 43, 73, 80, 80]
