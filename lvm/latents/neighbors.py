@@ -282,7 +282,9 @@ class NeighborMap:
             return
         k = min(self.k, R - 1)
         index = self._search.kneighbors(n_neighbors=k, return_distance=False)
-        index = torch.as_tensor(index, device=self.X.device)
+        # index_select, whose gradient is index_add_: advanced indexing's (index_put_ with
+        # accumulation) costs several times more on the CPU.
+        index = torch.as_tensor(index.ravel(), device=self.X.device)
         start = self.X
         m = start.clone().requires_grad_(True)
         draws = self._negative_draws(int(steps), start.device)
@@ -290,7 +292,8 @@ class NeighborMap:
         with torch.enable_grad():
             for step in range(int(steps)):
                 negatives = m.detach() if draws is None else m.detach()[draws[step]]
-                loss = (neighbor_contrast(m, m[index], negatives).sum()
+                positives = m.index_select(0, index).view(R, k, -1)
+                loss = (neighbor_contrast(m, positives, negatives).sum()
                         + self.tether * (m - start).square().sum())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
