@@ -432,53 +432,7 @@ class GradientLatentModel(MonteCarloEvidence, LatentVariableModel):
         N = Z.shape[0]
         opt = self._optimizers[0]
         if plan.optimizer == "lbfgs":
-            # The last evaluation, kept with the parameters it was made at. torch's L-BFGS
-            # evaluates the closure at the start of every step() call, where the previous call's
-            # line search ended, and the epoch records the bound there too: both are read from
-            # this cache when the parameters are bit for bit the same (same values, one
-            # objective and gradient less per epoch: on small tables, 10 L-BFGS iterations per
-            # epoch, 2 of about 12 evaluations).
-            params = [p for group in opt.param_groups for p in group["params"]]
-            last = {}
-
-            def flat():
-                return torch.cat([p.detach().reshape(-1) for p in params])
-
-            def cached():
-                x = last.get("x")
-                return _REUSE_LBFGS_EVALUATIONS and x is not None and torch.equal(x, flat())
-
-            def closure():
-                if cached():
-                    for p, g in zip(params, last["grads"]):
-                        p.grad = None if g is None else g.clone()
-                    return last["loss"]
-                opt.zero_grad()
-                bound = self._full_objective(Z)
-                loss = -(bound - self._full_penalty(Z)) / N
-                loss.backward()
-                last.update(x=flat(), loss=loss.detach(), value=bound.detach() / N,
-                            grads=[None if p.grad is None else p.grad.clone() for p in params])
-                return loss
-
-            def epoch():
-                self._model.train()
-                try:
-                    opt.step(closure)
-                    self._after_step()
-                    if cached():
-                        value = last["value"]
-                    else:
-                        with torch.no_grad():
-                            value = self._full_objective(Z) / N
-                except BaseException:
-                    last.clear()  # the recovery may change the objective (jitter, noise floor)
-                    raise
-                if not bool(torch.isfinite(value)):
-                    last.clear()
-                return value
-
-            return epoch
+            return _lbfgs_epoch(self, Z, opt)
 
         def epoch():
             self._model.train()
@@ -525,3 +479,57 @@ class GradientLatentModel(MonteCarloEvidence, LatentVariableModel):
     @staticmethod
     def _to_numpy(t: torch.Tensor) -> np.ndarray:
         return t.detach().cpu().numpy().astype(np.float64)
+
+
+def _lbfgs_epoch(est, Z, opt):
+    """One ``opt.step`` of full-batch L-BFGS on the rows ``Z`` for the estimator ``est``;
+    returns the bound per point where it ended.
+
+    The last evaluation is kept with the parameters it was made at. torch's L-BFGS evaluates the
+    closure at the start of every step() call, where the previous call's line search ended, and
+    the epoch records the bound there too: both are read from this cache when the parameters
+    are bit for bit the same (same values, one objective and gradient less per epoch: on small
+    tables, 10 L-BFGS iterations per epoch, 2 of about 12 evaluations).
+    """
+    N = Z.shape[0]
+    params = [p for group in opt.param_groups for p in group["params"]]
+    last = {}
+
+    def flat():
+        return torch.cat([p.detach().reshape(-1) for p in params])
+
+    def cached():
+        x = last.get("x")
+        return _REUSE_LBFGS_EVALUATIONS and x is not None and torch.equal(x, flat())
+
+    def closure():
+        if cached():
+            for p, g in zip(params, last["grads"]):
+                p.grad = None if g is None else g.clone()
+            return last["loss"]
+        opt.zero_grad()
+        bound = est._full_objective(Z)
+        loss = -(bound - est._full_penalty(Z)) / N
+        loss.backward()
+        last.update(x=flat(), loss=loss.detach(), value=bound.detach() / N,
+                    grads=[None if p.grad is None else p.grad.clone() for p in params])
+        return loss
+
+    def epoch():
+        est._model.train()
+        try:
+            opt.step(closure)
+            est._after_step()
+            if cached():
+                value = last["value"]
+            else:
+                with torch.no_grad():
+                    value = est._full_objective(Z) / N
+        except BaseException:
+            last.clear()  # the recovery may change the objective (jitter, noise floor)
+            raise
+        if not bool(torch.isfinite(value)):
+            last.clear()
+        return value
+
+    return epoch
