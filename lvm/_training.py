@@ -153,7 +153,9 @@ def _restore(snapshot, modules, optimizers):
         m.load_state_dict(s)
     for o, s in zip(optimizers, opts):
         lrs = [g["lr"] for g in o.param_groups]
-        o.load_state_dict(s)
+        # A copy: an optimizer may keep the tensors it loads, and the snapshot is written over
+        # in place after the next whole epoch.
+        o.load_state_dict(_copy_state(s))
         for g, lr in zip(o.param_groups, lrs):  # keep any step size halved since the snapshot
             g["lr"] = lr
 
@@ -220,7 +222,7 @@ def train(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=max_epochs, desc=desc, leave=bool(verbose), dynamic_ncols=True)
-    good, good_shared = _snapshot(modules, optimizers), False
+    good = _snapshot(modules, optimizers)
     best_val, best_state, since_best = -math.inf, None, 0
     remedies: list[str] = []
     errors = numerical_errors()
@@ -241,7 +243,6 @@ def train(
                 failure, exc = f"{type(err).__name__}: {err}".split("\n")[0], err
             if failure is not None:
                 _restore(good, modules, optimizers)
-                good_shared = True  # the optimizers' state may now hold good's tensors
                 result.retries += 1
                 if result.retries > max_retries:
                     done = "; ".join(dict.fromkeys(["halved the step size"] + remedies))
@@ -270,8 +271,7 @@ def train(
                     since_best += 1
             result.history.append(record)
             result.n_epochs = ep
-            good = _snapshot(modules, optimizers, None if good_shared else good)
-            good_shared = False
+            good = _snapshot(modules, optimizers, good)
             if callback is not None:
                 callback(record)
             if bar is not None:

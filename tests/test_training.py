@@ -169,9 +169,9 @@ def test_tol_floor_counts_a_rise_below_it_as_a_plateau():
 
 
 def test_each_restore_returns_the_state_of_the_last_whole_epoch():
-    """Snapshots are written over in place between failures; after a restore the optimizers may
-    hold the snapshot's tensors, so the next one is a fresh copy: a second failure must restore
-    the epoch before it, not a state the optimizer has since moved."""
+    """Snapshots are written over in place between failures, and a restore loads a copy (an
+    optimizer may keep the tensors it loads): a second failure must restore the epoch before it,
+    not a state the optimizer has since moved."""
     model, opts = _setup()
     epoch, calls = _epoch(model, opts, poison={3, 6})
     kept, restored = [], []
