@@ -254,7 +254,7 @@ class NeighborMap:
         self.X = X
         self.negatives = X[_evenly_spaced(X.shape[0], X.device)]
 
-    def layout(self, steps: int) -> None:
+    def layout(self, steps: int, graph: NeighborGraph | None = None) -> None:
         r"""Lay the reference map out as a whole before rows are refined against it.
 
         The reference means :math:`x_r` (the encoder's) move together by ``steps`` Adam steps
@@ -276,15 +276,21 @@ class NeighborMap:
         ----------
         steps : int
             Adam steps (0: the encoder's map, unchanged).
+        graph : NeighborGraph or None
+            The k-nearest-neighbour graph of these same reference rows, when one was built
+            already (the training rows' of the neighbour term), so it is not searched again.
         """
         R = self.X.shape[0]
         if steps < 1 or R < 2:
             return
         k = min(self.k, R - 1)
-        index = self._search.kneighbors(n_neighbors=k, return_distance=False)
+        if graph is not None and graph.index is not None and graph.index.shape == (R, k):
+            index = graph.index
+        else:
+            index = torch.as_tensor(self._search.kneighbors(n_neighbors=k, return_distance=False))
         # index_select, whose gradient is index_add_: advanced indexing's (index_put_ with
         # accumulation) costs several times more on the CPU.
-        index = torch.as_tensor(index.ravel(), device=self.X.device)
+        index = index.reshape(-1).to(self.X.device)
         start = self.X
         m = start.clone().requires_grad_(True)
         draws = self._negative_draws(int(steps), start.device)

@@ -196,7 +196,9 @@ class VAEFamily(Family):
             with torch.no_grad():
                 means = torch.cat([self.module.latent(c)[0] for c in rows.split(4096)])
             self.map = NeighborMap(rows, means, self.n_neighbors)
-            self.map.layout(self.layout_steps)
+            # The training graph is the map's own when the map holds the very rows it was made of.
+            same = self.neighbors is not None and self.neighbors.rows is rows
+            self.map.layout(self.layout_steps, self.neighbors if same else None)
 
     def fitted_attributes(self, scale: float) -> dict:
         """``encoder_``, ``decoder_`` and, for a Gaussian likelihood, ``noise_variance_`` in

@@ -233,6 +233,11 @@ def test_neighbor_map_layout_lowers_its_objective_tethered_and_deterministic():
     again.n_negatives = 150
     again.layout(100)
     assert torch.equal(again.X, nmap.X)  # deterministic
+    # the training rows' graph, when the map holds those rows, is the one searched
+    reused = NeighborMap(Z, X, 8)
+    reused.n_negatives = 150
+    reused.layout(100, NeighborGraph(Z, 8))
+    assert torch.equal(reused.X, nmap.X)
     # the tether holds the map: a stronger one moves it less
     held = NeighborMap(Z, X, 8)
     held.n_negatives, held.tether = 150, 1.0
