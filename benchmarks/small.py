@@ -16,8 +16,8 @@ their paired difference with its standard error (over the held-out points):
 The 10x budget: ``BayesianGPLVM(max_iter=10 * default, tol=None)`` (every iteration run);
 ``VAE(max_epochs=10 * n_epochs_, patience=10 * epochs since its best)`` of the default fit.
 The fit times leave out torch's one-time import of ``torch._dynamo`` (done before the first
-fit; a fresh process's first fit pays it, seconds). The check: fit <= 5 s, and the defaults' held-out evidence within 0.1 nats per point or one
-standard error of the 10x budget's (``ok``).
+fit; a fresh process's first fit pays it, seconds). The check: fit <= 5 s, and the defaults'
+held-out evidence within 0.1 nats per point or one standard error of the 10x budget's (``ok``).
 
     python benchmarks/small.py                 # both families, every table
     python benchmarks/small.py --models gplvm --threads 1

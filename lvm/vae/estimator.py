@@ -287,8 +287,8 @@ class VAE(FamilyEstimator):
                  decoder=None, batch_size=128, max_epochs=None, learning_rate=1e-3,
                  validation_fraction=0.1, patience=None, tol=None, train_samples=None,
                  neighbor_weight=3.0, n_neighbors=15, neighbor_refine_steps=0,
-                 neighbor_layout_steps=0, n_importance_samples=256, device="auto", dtype=None, random_state=None,
-                 verbose=False):
+                 neighbor_layout_steps=0, n_importance_samples=256, device="auto", dtype=None,
+                 random_state=None, verbose=False):
         self.n_components = n_components
         self.hidden_sizes = hidden_sizes
         self.activation = activation
