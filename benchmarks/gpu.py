@@ -51,6 +51,7 @@ import math
 import subprocess
 import sys
 import time
+import traceback
 import warnings
 from pathlib import Path
 
@@ -245,7 +246,20 @@ def ppca_floor(device, n, repeats=3) -> float:
 
 
 def run_all(device, sizes) -> list[dict]:
-    return [RUNS[name](device, n) for name, n in sizes.items()]
+    """Each family's figures, printed as it finishes; a family that raises is reported (its
+    traceback printed, ``error`` in its dict) and the others still run."""
+    results = []
+    for name, n in sizes.items():
+        t0 = time.perf_counter()
+        try:
+            r = RUNS[name](device, n)
+        except Exception as e:  # noqa: BLE001  (one family's failure must not hide the others')
+            traceback.print_exc()
+            r = {"family": name, "rows": n, "error": f"{type(e).__name__}: {e}"}
+        print(f"  [{torch.device(device).type}] {name}: {time.perf_counter() - t0:.1f} s "
+              f"{ {k: v for k, v in r.items() if k != 'family'} }", flush=True)
+        results.append(r)
+    return results
 
 
 # ---------------------------------------------------------------------------- report
@@ -257,6 +271,9 @@ def report(gpu, cpu, floor, cpu_fraction) -> None:
             f"{'on device':>9} {'finite':>6} {'syncs/step':>11}")
     print(head)
     for g, c in zip(gpu, cpu):
+        if "error" in g or "error" in c:
+            print(f"{g['family']:<16} failed: {g.get('error') or c.get('error')}")
+            continue
         cpu_fit = c["fit_s"] * g["fit_rows"] / c["fit_rows"]
         cpu_score = c["score_s"] * g["rows"] / c["rows"]
         on = g["model_on_device"] and g["outputs_on_device"]

@@ -77,3 +77,16 @@ def test_report_prints_one_row_per_family_with_its_ratios(capsys):
     assert row[3] == "2"  # x floor
     row = " ".join(row)
     assert row.count("1.0x") == 2 and "0/fit" in row and row.count("True") == 2
+
+
+def test_a_failing_family_is_reported_and_the_others_still_run(capsys, monkeypatch):
+    def broken(device, n):
+        raise RuntimeError("planted")
+
+    monkeypatch.setitem(gpu.RUNS, "VAE", broken)
+    results = gpu.run_all(CPU, {"VAE": 50, "PPCA": 100})
+    assert results[0] == {"family": "VAE", "rows": 50, "error": "RuntimeError: planted"}
+    assert results[1]["family"] == "PPCA" and results[1]["finite"]
+    gpu.report(results, results, floor=1.0, cpu_fraction=1.0)
+    out = capsys.readouterr().out
+    assert "VAE              failed: RuntimeError: planted" in out and "planted" in out
