@@ -138,7 +138,7 @@ def test_neighbor_weight_is_validated():
 def _map_loss(nmap, z, m):
     """The refinement's loss, by cdist (all reference rows are negatives when R <= 1024)."""
     assert nmap.negatives.shape[0] == nmap.X.shape[0]
-    index = torch.as_tensor(nmap._search.kneighbors(z.numpy(), return_distance=False))
+    index = nmap.neighbors(z)
     logits = -torch.log1p(torch.cdist(m * nmap.scale, nmap.X).square())
     return -(torch.gather(logits, 1, index).mean(1) - torch.logsumexp(logits, 1))
 
@@ -160,7 +160,7 @@ def test_neighbor_map_refinement_lowers_each_rows_loss_row_by_row():
     torch.testing.assert_close(nmap.refine(z[:7], mu[:7], 50), refined[:7], rtol=1e-9, atol=1e-9)
     # a row whose neighbours sit together in the map is drawn to them
     far = torch.zeros(200, 2, dtype=torch.float64)
-    near = nmap._search.kneighbors(z[:1].numpy(), return_distance=False)[0]
+    near = nmap.neighbors(z[:1])[0]
     far[near] = torch.tensor([0.8, 0.8], dtype=torch.float64)
     pulled = NeighborMap(Z, far, 10).refine(z[:1], torch.zeros(1, 2, dtype=torch.float64), 200)
     assert torch.linalg.norm(pulled - torch.tensor([0.8, 0.8])) < 0.1
@@ -207,7 +207,7 @@ def test_vae_refines_every_rows_mean_against_its_training_map(blobs):
 
 def _layout_loss(nmap, m, start):
     """The layout's objective by cdist (every reference row a negative, itself included)."""
-    index = torch.as_tensor(nmap._search.kneighbors(return_distance=False))
+    index = nmap._search.kneighbors(None, nmap.k)
     logits = -torch.log1p(torch.cdist(m, m).square())
     contrast = -(torch.gather(logits, 1, index).mean(1) - torch.logsumexp(logits, 1))
     return contrast.sum() + nmap.tether * (m - start).square().sum()
