@@ -305,3 +305,27 @@ def test_predictive_variance_through_a_shared_eigenbasis_equals_the_direct_one(h
     post.basis = basis
     torch.testing.assert_close(mean, mean_direct, rtol=1e-12, atol=0)
     torch.testing.assert_close(var, var_direct, rtol=1e-10, atol=0)
+
+
+def test_per_output_variance_by_the_upper_triangle_equals_the_squared_root():
+    """Per-output S_d = R_d R_d^T with no shared basis (the SVI posterior's): the variance
+    a^T S_d a through the upper triangle of S_d equals ||R_d^T a||^2, the definition, for
+    random roots (M = 7, D = 4) and points, to rounding."""
+    g = torch.Generator().manual_seed(0)
+    M, D, Q = 7, 4, 2
+    kernel = make_kernel("rbf", Q).double()
+    Z = torch.randn(M, Q, generator=g, dtype=torch.float64)
+    chol = kuu_cholesky(kernel, Z, 1e-6)
+    root = torch.randn(D, M, M, generator=g, dtype=torch.float64) * 0.3
+    mean = torch.randn(M, D, generator=g, dtype=torch.float64)
+    post = InducingPosterior(kernel, Z, chol, mean, root, GaussianLikelihood(initial_noise=0.1).double())
+    assert post.basis is None
+    X = torch.randn(40, Q, generator=g, dtype=torch.float64)
+    _, var = post.predict(X)
+    with torch.no_grad():
+        A = torch.linalg.solve_triangular(chol, kernel(Z, X).to_dense(), upper=False)
+        kxx = kernel(X, diag=True)
+    RA = root.mT @ A  # (D, M, N)
+    want = (kxx - (A * A).sum(0) + (RA * RA).sum(1)).T
+    torch.testing.assert_close(var, want, rtol=1e-12, atol=0)
+    assert var.shape == (40, D)
