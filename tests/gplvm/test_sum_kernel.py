@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import lvm
-from lvm.gplvm._init import RBF_FRACTION_OF_LINEAR, initial_kernel, pca_start
+from lvm.gplvm._init import (LENGTHSCALE_INIT_FACTOR, RBF_FRACTION_OF_LINEAR, initial_kernel,
+                             pca_start)
 from lvm.gplvm.collapsed import CollapsedELBO, SparseGPLVM
 from lvm.gplvm.kernels import make_kernel, relevance
 
@@ -53,7 +54,10 @@ def test_starts_from_the_linear_kernel(Y):
     part_lin, part_rbf = both.kernels
     with torch.no_grad():
         torch.testing.assert_close(part_lin.variance, lin.variance)
-        torch.testing.assert_close(part_rbf.base_kernel.lengthscale, rbf.base_kernel.lengthscale)
+        # the sum's RBF part keeps GPy's 1 / fraction; the RBF kernel alone starts at a quarter
+        torch.testing.assert_close(part_rbf.base_kernel.lengthscale, 1.0 / start.fracs.view(1, -1))
+        torch.testing.assert_close(rbf.base_kernel.lengthscale,
+                                   LENGTHSCALE_INIT_FACTOR / start.fracs.view(1, -1))
         torch.testing.assert_close(part_rbf.outputscale, RBF_FRACTION_OF_LINEAR * lin.variance.sum())
 
 
