@@ -2,9 +2,9 @@
 from the spectrum, and q(u) at the collapsed optimum (SVI).
 
 q(x_n) starts at the PCA projection of z_n scaled to unit variance per latent dimension, with
-variance 0.1; the ARD lengthscales start at a quarter of the inverse explained-variance fractions
-(GPy starts at the inverse fractions; :data:`LENGTHSCALE_INIT_FACTOR` says why not), so the first
-principal direction starts most relevant; the RBF output scale starts at the data's
+variance 0.1; the ARD lengthscales start at the inverse explained-variance fractions (as GPy
+does; the collapsed fit's at a quarter of them, :data:`LENGTHSCALE_INIT_FACTOR` says why), so the
+first principal direction starts most relevant; the RBF output scale starts at the data's
 mean variance per feature and the noise at a tenth of it, floored at 1e-6 of it. All of this is
 relative to the data's own scale. The linear kernel's variances start at the PCA eigenvalues over D
 (Bayesian PCA's solution for unit-variance latents); ``"linear+rbf"`` starts its linear part there
@@ -46,7 +46,7 @@ LATENT_VAR_INIT = 0.1
 NOISE_INIT_FRACTION = 0.1
 #: ``kernel="linear+rbf"``: the RBF outputscale starts at this fraction of sum_q v_q of the linear part.
 RBF_FRACTION_OF_LINEAR = 0.1
-#: The RBF kernel's ARD lengthscales (a Gaussian likelihood) start at this over the
+#: The collapsed fit's RBF ARD lengthscales (a Gaussian likelihood) start at this over the
 #: explained-variance fractions. From GPy's 1 / fraction (lengthscales of 2-5 prior standard
 #: deviations, a nearly linear map at the start) the collapsed fit sits for hundreds of L-BFGS
 #: iterations on a plateau at the linear solution before the lengthscales shrink, and the default
@@ -62,8 +62,9 @@ RBF_FRACTION_OF_LINEAR = 0.1
 #: ====================  =========================  =========================
 #:
 #: 0.5 left tanh-ppca 0.32 +- 0.27 and digits 0.44 +- 0.55 nats below a 2,000-iteration fit. The
-#: ``"linear+rbf"`` kernel's RBF part and the count likelihoods (whose f is not in the data's
-#: units) keep 1 / fraction, where it was tuned and measured.
+#: ``"linear+rbf"`` kernel's RBF part, the count likelihoods (whose f is not in the data's
+#: units) and ``inference="svi"`` keep 1 / fraction, where they were tuned and measured (the SVI
+#: fit's short-run tests, e.g. the encoder's bound after 15 epochs, fell from the smaller start).
 LENGTHSCALE_INIT_FACTOR = 0.25
 #: Alternations of the rank-Q PCA completion of rows with missing entries.
 PCA_FILL_ITERS = 30
@@ -109,10 +110,12 @@ def pca_fill(Zc: torch.Tensor, Q: int, n_iter: int = PCA_FILL_ITERS) -> torch.Te
 
 
 def initial_kernel(kernel: gpytorch.kernels.Kernel, start: PCAStart, from_registry: bool,
-                   data_scale: bool = True):
+                   data_scale: bool = True, lengthscale_factor: float = 1.0):
     """Set a fresh registry kernel's hyper-parameters from the spectrum (a user's kernel instance
     keeps its own, except the linear kernel's variances). With ``data_scale=False`` (a likelihood
-    whose f is not in the data's units: logits, log-rates) the prior variance of f starts at 1."""
+    whose f is not in the data's units: logits, log-rates) the prior variance of f starts at 1.
+    A plain RBF kernel's lengthscales start at ``lengthscale_factor`` / fraction where f is in
+    the data's units (the collapsed fit passes :data:`LENGTHSCALE_INIT_FACTOR`)."""
     D = start.evals.shape[0]
     Q = start.fracs.shape[0]
     variance = (start.evals.sum() / D).clamp_min(torch.finfo(start.evals.dtype).tiny)
@@ -134,7 +137,7 @@ def initial_kernel(kernel: gpytorch.kernels.Kernel, start: PCAStart, from_regist
                 k, gpytorch.kernels.LinearKernel))
             rbf.outputscale = RBF_FRACTION_OF_LINEAR * lin.variance.sum()
         return kernel
-    factor = LENGTHSCALE_INIT_FACTOR if data_scale else 1.0
+    factor = lengthscale_factor if data_scale else 1.0
     return _initial_part(kernel, start, from_registry, variance, D, Q, factor)
 
 

@@ -50,10 +50,10 @@ class BayesianGPLVM(FamilyEstimator):
       ``VariationalStrategy``), minibatches of points and reparameterized draws of x, Adam; for large
       N (memory independent of N apart from q(x)), and for kernels without psi-statistics.
 
-    q(x) starts from PCA (projections scaled to unit variance; the RBF lengthscales start at a
-    quarter of the inverse explained-variance fractions, GPy's start divided by 4, which escapes the
-    linear plateau within the default budget: :data:`lvm.gplvm._init.LENGTHSCALE_INIT_FACTOR`), Z
-    from a seeded subset of those points.
+    q(x) starts from PCA (projections scaled to unit variance; the RBF lengthscales start at the
+    inverse explained-variance fractions, as in GPy, and the collapsed fit's at a quarter of them,
+    which escapes the linear plateau within the default budget:
+    :data:`lvm.gplvm._init.LENGTHSCALE_INIT_FACTOR`), Z from a seeded subset of those points.
 
     Parameters
     ----------

@@ -33,8 +33,9 @@ from ..evidence import row_keyed_normal
 from ..latents import FrozenPosteriors, PointLatent, fit_frozen
 from ..latents.neighbors import NeighborGraph, NeighborMap
 from ..likelihoods import GaussianLikelihood
-from ._init import (LATENT_VAR_INIT, NOISE_INIT_FRACTION, initial_inducing, initial_kernel,
-                    initial_latent, link_scale_start, pca_fill, pca_start, warm_start_q_u)
+from ._init import (LATENT_VAR_INIT, LENGTHSCALE_INIT_FACTOR, NOISE_INIT_FRACTION,
+                    initial_inducing, initial_kernel, initial_latent, link_scale_start, pca_fill,
+                    pca_start, warm_start_q_u)
 from .collapsed import CollapsedELBO, NoiseTooSmallError, SparseGPLVM, kuu_cholesky
 from .kernels import lengthscales, make_kernel, relevance
 from .posterior import InducingPosterior
@@ -202,8 +203,10 @@ class GPLVMFamily(Family):
             latent.center.copy_(center)
         X0 = latent(Z, None)[0].detach()
         inducing = initial_inducing(X0, min(n_inducing, dist.min_int(N)), gen)
-        gp_kernel = initial_kernel(make_kernel(kernel, Q).to(device=dev, dtype=dt), start,
-                                   isinstance(kernel, str), lik.location_scale)
+        gp_kernel = initial_kernel(
+            make_kernel(kernel, Q).to(device=dev, dtype=dt), start, isinstance(kernel, str),
+            lik.location_scale,
+            LENGTHSCALE_INIT_FACTOR if inference == "collapsed" else 1.0)
         jitter = settings.cholesky_jitter.value(dt)
         graph = NeighborGraph(Z, int(n_neighbors)) if neighbor_weight > 0 and not encoder else None
         if inference == "collapsed":

@@ -50,11 +50,13 @@ def test_starts_from_the_linear_kernel(Y):
     start = pca_start(Zc, 2)
     lin = initial_kernel(make_kernel("linear", 2).double(), start, True)
     both = initial_kernel(make_kernel("linear+rbf", 2).double(), start, True)
-    rbf = initial_kernel(make_kernel("rbf", 2).double(), start, True)
+    rbf = initial_kernel(make_kernel("rbf", 2).double(), start, True, True,
+                         LENGTHSCALE_INIT_FACTOR)
     part_lin, part_rbf = both.kernels
     with torch.no_grad():
         torch.testing.assert_close(part_lin.variance, lin.variance)
-        # the sum's RBF part keeps GPy's 1 / fraction; the RBF kernel alone starts at a quarter
+        # the sum's RBF part keeps GPy's 1 / fraction; the collapsed fit's RBF kernel alone
+        # starts at a quarter of it
         torch.testing.assert_close(part_rbf.base_kernel.lengthscale, 1.0 / start.fracs.view(1, -1))
         torch.testing.assert_close(rbf.base_kernel.lengthscale,
                                    LENGTHSCALE_INIT_FACTOR / start.fracs.view(1, -1))
