@@ -123,9 +123,8 @@ class InducingPosterior(nn.Module):
         :math:`a_i a_{j \ge i}`, accumulated. Half the multiply-adds of D (M, M) by (M, N)
         products, and no (D, M, N) intermediate to square and sum: on one thread, scoring 1,000
         rows of the SVI GPLVM (100 draws each, D = 100, M = 50, float64) took 2.8 s instead of
-        23.2 s. C is computed from the
-        buffers at each call (D M^3 work), so nothing is stored that a move to another device
-        would leave behind."""
+        23.2 s. C is computed from the buffers at each call (D M^3 work), so nothing is stored
+        that a move to another device would leave behind."""
         R = self.covar_root
         M = R.shape[-1]
         i, j = torch.triu_indices(M, M, device=R.device)

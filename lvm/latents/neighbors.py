@@ -25,8 +25,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["NeighborGraph", "NeighborMap", "NearestRows", "device_kneighbors", "neighbor_infonce", "neighbor_contrast",
-           "log_sum_cauchy", "NEIGHBOR_SCALE", "N_NEGATIVES"]
+__all__ = ["NeighborGraph", "NeighborMap", "NearestRows", "device_kneighbors",
+           "neighbor_infonce", "neighbor_contrast", "log_sum_cauchy", "NEIGHBOR_SCALE",
+           "N_NEGATIVES"]
 
 #: s, the scale of the encoder means the neighbour term sees (see the module docstring).
 NEIGHBOR_SCALE = 10.0
@@ -407,9 +408,10 @@ def device_kneighbors(R: torch.Tensor, k: int, queries: torch.Tensor | None = No
 
 
 def _zeroed(Z: torch.Tensor) -> torch.Tensor:
+    """``Z`` detached, NaN (a missing entry, at the feature's mean) as 0."""
     return torch.nan_to_num(Z.detach(), nan=0.0)
 
 
 def _host(Z: torch.Tensor) -> np.ndarray:
     """Rows for scikit-learn's neighbour search: on the host, float64, NaN as 0."""
-    return torch.nan_to_num(Z.detach(), nan=0.0).to("cpu", torch.float64).numpy()
+    return _zeroed(Z).to("cpu", torch.float64).numpy()

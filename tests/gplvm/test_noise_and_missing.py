@@ -318,7 +318,8 @@ def test_per_output_variance_by_the_upper_triangle_equals_the_squared_root():
     chol = kuu_cholesky(kernel, Z, 1e-6)
     root = torch.randn(D, M, M, generator=g, dtype=torch.float64) * 0.3
     mean = torch.randn(M, D, generator=g, dtype=torch.float64)
-    post = InducingPosterior(kernel, Z, chol, mean, root, GaussianLikelihood(initial_noise=0.1).double())
+    likelihood = GaussianLikelihood(initial_noise=0.1).double()
+    post = InducingPosterior(kernel, Z, chol, mean, root, likelihood)
     assert post.basis is None
     X = torch.randn(40, Q, generator=g, dtype=torch.float64)
     _, var = post.predict(X)
