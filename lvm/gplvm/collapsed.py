@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import math
 
+import gpytorch
 import torch
 from linear_operator.utils.cholesky import psd_safe_cholesky
 from linear_operator.utils.errors import NotPSDError
@@ -64,7 +65,8 @@ class NoiseTooSmallError(NotPSDError):
 
 def kuu_cholesky(kernel, Z, jitter: float) -> torch.Tensor:
     """Cholesky factor of K_uu + jitter * mean(diag K_uu) I (the jitter is relative)."""
-    Kuu = kernel(Z).to_dense()
+    with gpytorch.settings.lazily_evaluate_kernels(False):  # dense at once: no lazy wrapper
+        Kuu = kernel(Z).to_dense()
     scale = torch.diagonal(Kuu).mean().detach().clamp_min(torch.finfo(Kuu.dtype).tiny)
     Kuu = Kuu + (jitter * scale) * torch.eye(Kuu.shape[0], dtype=Kuu.dtype, device=Kuu.device)
     return psd_safe_cholesky(Kuu)
@@ -97,7 +99,7 @@ def _raise_noise_too_small(info, noise):
             f"{float(noise.min()):.3g})")
 
 
-def collapsed_terms(Y, psi, L, noise, mask=None):
+def collapsed_terms(Y, psi, L, noise, mask=None, posterior=True):
     """The data term of the bound (everything but the KL of q(x)) and the whitened optimal q(u).
 
     Parameters
@@ -108,6 +110,9 @@ def collapsed_terms(Y, psi, L, noise, mask=None):
     L : (M, M) Cholesky factor of K_uu.
     noise : noise variance, one (shape () or (1,)) or one per output dim (D,).
     mask : (N, D) bool, True where observed; None when everything is.
+    posterior : bool, default=True
+        Whether to form q(u) too (training needs only the bound: ``mean`` and ``covar_root``
+        are then None, and the D triangular inverses are skipped).
 
     Returns ``(data_term, mean, covar_root)``: a 0-d tensor, the (M, D) mean and the root of the
     optimal whitened q(v), (M, M) when shared by all output dims, else (D, M, M).
@@ -132,6 +137,8 @@ def collapsed_terms(Y, psi, L, noise, mask=None):
             + 0.5 * beta * beta * (c * c).sum()
             - 0.5 * beta * D * (psi.psi0.sum() - torch.diagonal(C).sum())
         )
+        if not posterior:
+            return data, None, None
         LBinvT = torch.linalg.solve_triangular(LB.T, eye, upper=True)
         return data, beta * (LBinvT @ c), LBinvT
     noise = noise.expand(D)
@@ -159,6 +166,8 @@ def collapsed_terms(Y, psi, L, noise, mask=None):
         + 0.5 * (beta * beta * (c * c).sum(-1)).sum()
         - 0.5 * (beta * (psi0 - trC)).sum()
     )
+    if not posterior:
+        return data, None, None
     LBinvT = torch.linalg.solve_triangular(LB.mT, eye, upper=True)  # (D, M, M)
     mean = beta.unsqueeze(-1) * (LBinvT @ c.unsqueeze(-1)).squeeze(-1)  # (D, M)
     return data, mean.T, LBinvT
@@ -179,16 +188,17 @@ class CollapsedELBO:
         self.model = model
         self.jitter = jitter
 
-    def terms(self, Y):
-        """``(bound, L, mean, covar_root)``; NaN in ``Y`` are missing entries."""
+    def terms(self, Y, posterior: bool = True):
+        """``(bound, L, mean, covar_root)``; NaN in ``Y`` are missing entries (``mean`` and
+        ``covar_root`` are None without ``posterior``)."""
         m = self.model
         mask = observed_mask(Y)
         mu, var = m.latent(Y, None)
         psi = psi_statistics(m.kernel, mu, var, m.inducing_points, weights=mask)
         L = m.kuu_cholesky(self.jitter)
-        data, mean, root = collapsed_terms(Y, psi, L, m.noise, mask)
+        data, mean, root = collapsed_terms(Y, psi, L, m.noise, mask, posterior)
         kl = m.latent.kl(mu, var).sum()
         return data - kl, L, mean, root
 
     def __call__(self, Y) -> torch.Tensor:
-        return self.terms(Y)[0]
+        return self.terms(Y, posterior=False)[0]

@@ -170,3 +170,48 @@ def test_contracted_psi2_is_the_trace_with_each_point(problem, name, per_row):
     assert got.psi2.shape == (N,)
     torch.testing.assert_close(got.psi2, (full.psi2 * G).sum((-1, -2)), rtol=1e-12, atol=1e-10)
     torch.testing.assert_close(got.psi1, full.psi1)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_exp_sum_gradient_matches_finite_differences(weighted):
+    from lvm.gplvm.psi import _ExpSum
+
+    g = torch.Generator().manual_seed(1)
+    F = (0.5 * torch.randn(7, 5, generator=g, dtype=torch.float64)).requires_grad_()
+    G = (0.5 * torch.randn(9, 5, generator=g, dtype=torch.float64)).requires_grad_()
+    W = torch.rand(7, 3, generator=g, dtype=torch.float64).requires_grad_() if weighted else None
+    args = (F, G, W)
+    assert torch.autograd.gradcheck(_ExpSum.apply, args, eps=1e-6, atol=1e-8, rtol=1e-6)
+    # and equal to autograd's graph of the same expression
+    out = _ExpSum.apply(*args)
+    E = torch.exp(F @ G.T)
+    ref = E.sum(0) if W is None else W.T @ E
+    torch.testing.assert_close(out, ref, rtol=1e-14, atol=0)
+    up = torch.randn(out.shape, generator=g, dtype=torch.float64)
+    inputs = [t for t in args if t is not None]
+    mine = torch.autograd.grad(out, inputs, up)
+    theirs = torch.autograd.grad(ref, inputs, up)
+    for a, b in zip(mine, theirs):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("name", ["rbf", "linear+rbf"])
+def test_psi2_gradient_is_that_of_the_weighted_per_point_sum(problem, name):
+    """The summed Psi_2's hand-written backward against autograd through the per-point stack."""
+    mu, var, Z, _ = problem
+    w = (torch.arange(N * 2).reshape(N, 2) % 3 != 0).to(torch.float64)
+    up = torch.randn(2, M, M, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    grads = []
+    for per_point in (False, True):
+        k = _kernel(name)
+        leaves = [mu.clone().requires_grad_(), var.clone().requires_grad_(),
+                  Z.clone().requires_grad_()]
+        if per_point:
+            stack = psi_statistics(k, *leaves, per_point=True).psi2  # (N, M, M)
+            psi2 = torch.einsum("nd,nmk->dmk", w, stack)
+        else:
+            psi2 = psi_statistics(k, *leaves, weights=w).psi2
+        params = leaves + [p for p in k.parameters()]
+        grads.append(torch.autograd.grad((psi2 * up).sum(), params))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
