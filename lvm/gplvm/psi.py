@@ -119,10 +119,13 @@ class _ExpSum(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad):
         F, G, W, E = ctx.saved_tensors
-        dE = E * (grad if W is None else W @ grad)
+        grad_W = E @ grad.mT if W is not None and ctx.needs_input_grad[2] else None
+        # In place: E is not needed again (a second backward through the same graph raises
+        # autograd's error for a saved tensor modified in place), and a fresh (N, K) buffer is
+        # memory the allocator may have to fault in page by page.
+        dE = E.mul_(grad if W is None else W @ grad)
         grad_F = torch.mm(G.mT, dE.mT).mT if ctx.needs_input_grad[0] else None
         grad_G = torch.mm(F.mT, dE).mT if ctx.needs_input_grad[1] else None
-        grad_W = E @ grad.mT if W is not None and ctx.needs_input_grad[2] else None
         return grad_F, grad_G, grad_W
 
 
