@@ -160,7 +160,7 @@ axes[2].set(title="diffusion: transform(Y) = z_1", xlabel="coordinate 0", ylabel
 # ---------------------
 # The numbers above come from small models trained for seconds. With every estimator's default
 # settings, ``benchmarks/diffusion.py`` measured held-out log p(y) per point in nats (± standard
-# error over points; fit seconds on a busy 2-core CPU, one thread), on oil flow (12 features,
+# error over points; fit seconds on a quiet 2-core CPU, one thread, one run), on oil flow (12 features,
 # standardized, 800 / 200 rows) and on the digits (61 varying pixels, dequantized, 1437 / 360):
 #
 # .. list-table::
@@ -183,37 +183,39 @@ axes[2].set(title="diffusion: transform(Y) = z_1", xlabel="coordinate 0", ylabel
 #      - -0.76 ± 0.38
 #      - 0.0
 #      - -131.7 ± 1.0
-#      - 0.5
+#      - 0.6
 #    * - VAE (K = 10)
 #      - importance-weighted estimate
-#      - -2.72 ± 0.09
-#      - 8
-#      - -145.1 ± 0.4
-#      - 5
+#      - 9.04 ± 0.31
+#      - 17
+#      - **-117.6 ± 0.9**
+#      - 11
 #    * - BayesianGPLVM (K = 10)
 #      - importance-weighted estimate
-#      - 11.29 ± 0.54
-#      - 117
-#      - -139.7 ± 0.7
-#      - 42
+#      - 10.91 ± 0.39
+#      - 23
+#      - -122.2 ± 0.6
+#      - 27
 #    * - **DiffusionModel**
 #      - **lower bound**
-#      - **20.29 ± 0.39**
-#      - 316
-#      - **-118.9 ± 1.0**
-#      - 249
+#      - **19.78 ± 0.46**
+#      - 104
+#      - -118.4 ± 0.9
+#      - 203
 #    * - GaussianMixture (full, k on a validation split)
 #      - exact
 #      - 17.60 ± 3.65 (k = 8)
-#      - 0.6
+#      - 0.4
 #      - -120.2 ± 1.0 (k = 5)
-#      - 1.8
+#      - 1.2
 #
-# On both data sets the diffusion model's lower bound is above every other family's held-out
-# evidence, exact or estimated, by 9 to 26 nats per point. Against a mixture of Gaussians it is
-# ahead by little: +1.33 ± 0.65 nats per image on the digits (paired over the held-out rows), and
-# +2.7 ± 3.5 on oil flow, where the two are not told apart; the mixture takes seconds, the
-# diffusion model minutes. So the difference is this: the diffusion model gives up the
+# On oil flow the diffusion model's lower bound is above every other family's held-out evidence,
+# exact or estimated, by 9 to 21 nats per point. On the digits the VAE's estimate is 0.76 ± 0.61
+# nats per image above it (paired over the held-out rows; not told apart, and a bound below an
+# estimate does not say which model is better), and it is ahead of the GPLVM by 3.80 ± 0.67.
+# Against a mixture of Gaussians it is ahead by little: +1.80 ± 0.65 nats per image on the
+# digits, and +2.2 ± 3.5 on oil flow, where the two are not told apart; the mixture takes
+# seconds, the diffusion model minutes. So the difference is this: the diffusion model gives up the
 # low-dimensional map the other families are built around, keeps the latent-variable structure
 # and the bound, and spends its capacity on the density. When the question is how probable the
 # data are, it is the better performing choice; when the question is what a few coordinates
