@@ -399,7 +399,8 @@ def device_kneighbors(R: torch.Tensor, k: int, queries: torch.Tensor | None = No
     out = []
     for start in range(0, Q.shape[0], chunk):
         q = Q[start:start + chunk]
-        d = torch.addmm(r2, q, R.T, alpha=-2).add_(q.square().sum(1, keepdim=True))
+        q2 = r2[start:start + chunk].unsqueeze(1) if own else q.square().sum(1, keepdim=True)
+        d = torch.addmm(r2, q, R.T, alpha=-2).add_(q2)
         if own:
             rows = torch.arange(q.shape[0], device=R.device)
             d[rows, rows + start] = float("inf")
